@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from udaseg.data import transforms as T
+
+
+def _pair(h=4, w=6):
+    label = np.arange(h * w, dtype=np.uint8).reshape(h, w)
+    image = np.stack([label, label + 100, label + 200], -1).astype(np.uint8)
+    return image, label
+
+
+class _Always:
+    """A stand-in rng whose draws are fixed, to hit each branch deterministically."""
+
+    def __init__(self, random=0.0, integers=0, uniform=None):
+        self._r, self._i, self._u = random, integers, uniform
+
+    def random(self):
+        return self._r
+
+    def integers(self, low, high):
+        return min(self._i, high - 1)
+
+    def uniform(self, low, high):
+        return self._u if self._u is not None else low
+
+    def permutation(self, n):
+        return np.arange(n)
+
+
+def test_hflip_flips_both_exactly():
+    image, label = _pair()
+    im2, lab2 = T.RandomHorizontalFlip(0.5)(image, label, _Always(random=0.1))
+    assert (lab2 == label[:, ::-1]).all() and (im2[..., 0] == lab2).all()
+    im3, lab3 = T.RandomHorizontalFlip(0.5)(image, label, _Always(random=0.9))
+    assert (lab3 == label).all()
+
+
+def test_crop_window_and_padding():
+    image, label = _pair()
+    im2, lab2 = T.RandomCrop((3, 2))(image, label, _Always(integers=1))
+    assert lab2.tolist() == [[7, 8, 9], [13, 14, 15]] and (im2[..., 1] == lab2 + 100).all()
+    im3, lab3 = T.RandomCrop((8, 5))(image, label, _Always(integers=0))
+    assert lab3.shape == (5, 8) and (lab3[4] == 255).all() and (lab3[:, 6:] == 255).all()
+    assert (im3[4] == 0).all() and (lab3[:4, :6] == label).all()
+
+
+def test_resize_label_nearest_keeps_ids():
+    image, label = _pair(4, 6)
+    im2, lab2 = T.Resize((12, 8))(image, label, None)
+    assert im2.shape == (8, 12, 3) and lab2.shape == (8, 12)
+    assert lab2.tolist() == np.repeat(np.repeat(label, 2, 0), 2, 1).tolist()
+
+
+def test_color_jitter_changes_image_only_by_the_factor():
+    image, label = _pair()
+    im2, lab2 = T.ColorJitter(brightness=0.5)(image, label, _Always(uniform=1.5))
+    assert lab2 is label
+    assert im2.astype(int).tolist() == np.clip(np.floor(image * 1.5 + 0.5), 0, 255).astype(int).tolist()
+    grey = np.full((2, 2, 3), 80, np.uint8)  # saturation leaves grey pixels unchanged
+    assert (T.ColorJitter(saturation=0.5)(grey, None, _Always(uniform=0.5))[0] == 80).all()
+
+
+def test_build_transforms_order_and_errors():
+    c = T.build_transforms({"hflip": 0.5, "resize": [8, 4], "crop": [4, 4]})
+    assert [type(t).__name__ for t in c.transforms] == ["Resize", "RandomCrop", "RandomHorizontalFlip"]
+    with pytest.raises(ValueError, match="unknown transform key.*'rotate'"):
+        T.build_transforms({"rotate": 10})
+    with pytest.raises(ValueError, match="'crop' needs \\[W, H\\]"):
+        T.build_transforms({"crop": 5})
+    with pytest.raises(ValueError, match="unknown color_jitter key.*'hue'"):
+        T.build_transforms({"color_jitter": {"hue": 0.1}})

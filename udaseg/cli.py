@@ -1,0 +1,110 @@
+"""The ``udaseg`` command line.
+
+    udaseg demo [--data DIR]             the main job on the embedded benchmark
+    udaseg data demo --out DIR [--seed N] write the embedded synthetic→real benchmark
+    udaseg data summary DIR               print a written benchmark's summary
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _cmd_data_demo(args) -> int:
+    from udaseg.data.demo import demo_is_complete, write_demo
+
+    out = Path(args.out)
+    if demo_is_complete(out, seed=args.seed) and not args.force:
+        print(f"{out}: benchmark already written (seed {args.seed}); --force rewrites it")
+        return 0
+    t0 = time.time()
+    write_demo(out, seed=args.seed, n_source=args.n_source, n_target_train=args.n_target_train,
+               n_target_val=args.n_target_val, workers=args.workers)
+    print(f"wrote the embedded benchmark to {out} in {time.time() - t0:.1f} s")
+    return 0
+
+
+def _cmd_data_summary(args) -> int:
+    summary = Path(args.dir) / "DATA.md"
+    if not summary.is_file():
+        print(f"error: {summary} not found; write the benchmark with `udaseg data demo --out {args.dir}`", file=sys.stderr)
+        return 2
+    print(summary.read_text())
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    """The main job: the embedded benchmark end to end. (Grows with the trainer and evaluator.)"""
+    from udaseg.data.demo import demo_is_complete, write_demo
+
+    data = Path(args.data)
+    if not demo_is_complete(data, seed=args.seed):
+        print(f"writing the embedded benchmark to {data} (seed {args.seed}) ...")
+        t0 = time.time()
+        write_demo(data, seed=args.seed, workers=args.workers)
+        print(f"  done in {time.time() - t0:.1f} s")
+    else:
+        print(f"using the embedded benchmark in {data}")
+    _check_loads(data)
+    print((data / "DATA.md").read_text())
+    return 0
+
+
+def _check_loads(data: Path) -> None:
+    """Open one item of every split through the real readers, as training and evaluation will."""
+    from udaseg.data import datasets as D
+
+    splits = {
+        "source (GTA5 layout)": D.gta5(data / "gta5", split_list="train.txt"),
+        "source (SYNTHIA layout)": D.synthia(data / "synthia", num_classes=16),
+        "target train (Cityscapes layout, unlabelled)": D.cityscapes(data / "cityscapes", "train", with_labels=False),
+        "target val (Cityscapes layout)": D.cityscapes(data / "cityscapes", "val"),
+    }
+    for what, ds in splits.items():
+        item = ds[0]
+        h, w = item["image"].shape[-2:]
+        print(f"  {what}: {len(ds)} images, first {item['name']} {w}×{h}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="udaseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the main job on the embedded benchmark")
+    demo.add_argument("--data", default="data/demo", help="where the benchmark is (written if absent)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    demo.set_defaults(func=_cmd_demo)
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    dd = data.add_parser("demo", help="write the embedded synthetic→real benchmark")
+    dd.add_argument("--out", required=True)
+    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--n-source", type=int, default=2000)
+    dd.add_argument("--n-target-train", type=int, default=500)
+    dd.add_argument("--n-target-val", type=int, default=100)
+    dd.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    dd.add_argument("--force", action="store_true", help="rewrite even if a complete benchmark is there")
+    dd.set_defaults(func=_cmd_data_demo)
+    ds = data.add_parser("summary", help="print a written benchmark's DATA.md")
+    ds.add_argument("dir")
+    ds.set_defaults(func=_cmd_data_summary)
+    return p
+
+
+def main(argv=None) -> int:
+    from udaseg.data.io import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, FileNotFoundError) as exc:  # bad input: one clear line, no traceback
+        print(f"udaseg: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Joint image + label transforms, seedable.
+
+Each transform takes ``(image, label, rng)`` — image (H, W, 3) uint8, label (H, W) uint8 or None,
+rng a ``numpy.random.Generator`` — and returns the new ``(image, label)``. Geometry is applied
+identically to both; photometric changes touch the image only. Randomness comes only from
+``rng``, so a sample is a pure function of (file, seed): the same in any worker, and exactly
+reproducible on resume.
+
+Resizing follows the references (ADVENT, FADA): image bicubic, label nearest, with Pillow (its
+bicubic filter widens its support when downscaling, i.e. it antialiases).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from udaseg.data.labels import IGNORE_INDEX
+
+Size = tuple[int, int]  # (W, H), Pillow's order, as configs write image sizes ("1280×720")
+
+
+def resize_image(image: np.ndarray, size: Size) -> np.ndarray:
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize(tuple(size), Image.BICUBIC))
+
+
+def resize_label(label: np.ndarray, size: Size) -> np.ndarray:
+    if (label.shape[1], label.shape[0]) == tuple(size):
+        return label
+    return np.asarray(Image.fromarray(label).resize(tuple(size), Image.NEAREST))
+
+
+@dataclass
+class Resize:
+    """Resize to a fixed (W, H)."""
+
+    size: Size
+
+    def __call__(self, image, label, rng):
+        return resize_image(image, self.size), None if label is None else resize_label(label, self.size)
+
+
+@dataclass
+class RandomScale:
+    """Rescale by a factor drawn uniformly from [low, high] (DAFormer-style multi-scale training)."""
+
+    low: float
+    high: float
+
+    def __call__(self, image, label, rng):
+        s = rng.uniform(self.low, self.high)
+        size = (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s)))
+        return resize_image(image, size), None if label is None else resize_label(label, size)
+
+
+@dataclass
+class RandomCrop:
+    """Crop a random (W, H) window; smaller inputs are padded (image 0, label ignore)."""
+
+    size: Size
+
+    def __call__(self, image, label, rng):
+        cw, ch = self.size
+        h, w = image.shape[:2]
+        if h < ch or w < cw:
+            ph, pw = max(ch - h, 0), max(cw - w, 0)
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
+            if label is not None:
+                label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+            h, w = image.shape[:2]
+        y = int(rng.integers(0, h - ch + 1))
+        x = int(rng.integers(0, w - cw + 1))
+        image = image[y : y + ch, x : x + cw]
+        return image, None if label is None else label[y : y + ch, x : x + cw]
+
+
+@dataclass
+class RandomHorizontalFlip:
+    p: float = 0.5
+
+    def __call__(self, image, label, rng):
+        if rng.random() < self.p:
+            image = image[:, ::-1]
+            label = None if label is None else label[:, ::-1]
+        return image, label
+
+
+@dataclass
+class ColorJitter:
+    """Random brightness, contrast and saturation factors in [1 − x, 1 + x], in random order.
+
+    Image only. (No hue jitter: it needs an HSV round trip and the references do not use it.)
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+
+    def __call__(self, image, label, rng):
+        ops = [(self._brightness, self.brightness), (self._contrast, self.contrast), (self._saturation, self.saturation)]
+        factors = [rng.uniform(1 - x, 1 + x) if x > 0 else None for _, x in ops]
+        img = image.astype(np.float32)
+        for i in rng.permutation(len(ops)):
+            if factors[i] is not None:
+                img = ops[i][0](img, factors[i])
+        return np.clip(img + 0.5, 0, 255).astype(np.uint8), label
+
+    @staticmethod
+    def _grey(img):
+        return img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+    @staticmethod
+    def _brightness(img, f):
+        return img * f
+
+    @classmethod
+    def _contrast(cls, img, f):
+        mean = cls._grey(img).mean()
+        return (img - mean) * f + mean
+
+    @classmethod
+    def _saturation(cls, img, f):
+        grey = cls._grey(img)[..., None]
+        return (img - grey) * f + grey
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, image, label, rng):
+        for t in self.transforms:
+            image, label = t(image, label, rng)
+        return np.ascontiguousarray(image), None if label is None else np.ascontiguousarray(label)
+
+    def __repr__(self):
+        return f"Compose({self.transforms})"
+
+
+TRANSFORM_KEYS = ("resize", "random_scale", "crop", "hflip", "color_jitter")
+
+
+def build_transforms(spec: dict | None) -> Compose:
+    """Transforms from a config mapping, always applied in the order of ``TRANSFORM_KEYS``.
+
+    ``{"resize": [1280, 720], "random_scale": [0.5, 2.0], "crop": [512, 512], "hflip": 0.5,
+    "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}}``; absent or null
+    keys are skipped.
+    """
+    spec = dict(spec or {})
+    unknown = set(spec) - set(TRANSFORM_KEYS)
+    if unknown:
+        raise ValueError(f"unknown transform key(s) {sorted(unknown)}; expected some of {list(TRANSFORM_KEYS)}")
+    out = []
+    if spec.get("resize"):
+        out.append(Resize(_size(spec["resize"], "resize")))
+    if spec.get("random_scale"):
+        low, high = spec["random_scale"]
+        out.append(RandomScale(float(low), float(high)))
+    if spec.get("crop"):
+        out.append(RandomCrop(_size(spec["crop"], "crop")))
+    if spec.get("hflip"):
+        out.append(RandomHorizontalFlip(float(spec["hflip"])))
+    if spec.get("color_jitter"):
+        cj = dict(spec["color_jitter"])
+        bad = set(cj) - {"brightness", "contrast", "saturation"}
+        if bad:
+            raise ValueError(f"unknown color_jitter key(s) {sorted(bad)}")
+        out.append(ColorJitter(**{k: float(v) for k, v in cj.items()}))
+    return Compose(out)
+
+
+def _size(value, key) -> Size:
+    try:
+        w, h = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"transform {key!r} needs [W, H], got {value!r}") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"transform {key!r} needs positive [W, H], got {value!r}")
+    return (w, h)
