@@ -11,49 +11,7 @@ from udaseg.data import labels as L
 from udaseg.data.io import DatasetError
 from udaseg.data.transforms import build_transforms
 
-RNG = np.random.default_rng(0)
-
-
-def _rgb(h=6, w=8):
-    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _palette_png(path, ids):
-    im = Image.fromarray(ids.astype(np.uint8), mode="P")
-    pal = np.zeros((256, 3), np.uint8)
-    for t, lid in enumerate(L.TRAINID_TO_LABELID):
-        pal[lid] = L.PALETTE_19[t]
-    im.putpalette(pal.flatten().tolist())
-    im.save(path)
-
-
-def _synthia_png(path, ids):
-    arr = np.zeros(ids.shape + (3,), np.uint16)
-    arr[..., 0] = ids
-    arr[..., 1] = 1000 + ids  # instance channel, to show only channel 0 is read
-    assert cv2.imwrite(str(path), arr[..., ::-1])
-
-
-def make_gta5(root, n=3, drop_label=None):
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    ids = np.array([[7, 8, 11, 0, 26, 33, 24, 23]] * 6, np.uint8)
-    for i in range(1, n + 1):
-        Image.fromarray(_rgb()).save(root / "images" / f"{i:05d}.png")
-        if i != drop_label:
-            _palette_png(root / "labels" / f"{i:05d}.png", ids)
-    return ids
-
-
-def make_cityscapes(root, split="val", cities=("frankfurt", "lindau"), h=6, w=8):
-    ids = np.array([[7, 21, 23, 1, 26, 17, 19, 20]] * h, np.uint8)[:, :w]
-    for c in cities:
-        (root / "leftImg8bit" / split / c).mkdir(parents=True)
-        (root / "gtFine" / split / c).mkdir(parents=True)
-        stem = f"{c}_000000_000019"
-        Image.fromarray(_rgb(h, w)).save(root / "leftImg8bit" / split / c / f"{stem}_leftImg8bit.png")
-        Image.fromarray(ids, mode="L").save(root / "gtFine" / split / c / f"{stem}_gtFine_labelIds.png")
-    return ids
+from fixtures import _palette_png, _rgb, _synthia_png, make_cityscapes, make_gta5
 
 
 def test_gta5_palette_labels_to_trainids(tmp_path):

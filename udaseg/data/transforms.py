@@ -44,6 +44,17 @@ class Resize:
 
 
 @dataclass
+class ResizeImage:
+    """Resize the image only, keeping the label at its own resolution — evaluation at label
+    resolution (the network sees e.g. 1024×512, the Cityscapes label stays 2048×1024)."""
+
+    size: Size
+
+    def __call__(self, image, label, rng):
+        return resize_image(image, self.size), label
+
+
+@dataclass
 class RandomScale:
     """Rescale by a factor drawn uniformly from [low, high] (DAFormer-style multi-scale training)."""
 
@@ -140,13 +151,13 @@ class Compose:
         return f"Compose({self.transforms})"
 
 
-TRANSFORM_KEYS = ("resize", "random_scale", "crop", "hflip", "color_jitter")
+TRANSFORM_KEYS = ("resize", "resize_image", "random_scale", "crop", "hflip", "color_jitter")
 
 
 def build_transforms(spec: dict | None) -> Compose:
     """Transforms from a config mapping, always applied in the order of ``TRANSFORM_KEYS``.
 
-    ``{"resize": [1280, 720], "random_scale": [0.5, 2.0], "crop": [512, 512], "hflip": 0.5,
+    ``{"resize": [1280, 720], "resize_image": [1024, 512], "random_scale": [0.5, 2.0], "crop": [512, 512], "hflip": 0.5,
     "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}}``; absent or null
     keys are skipped.
     """
@@ -157,6 +168,8 @@ def build_transforms(spec: dict | None) -> Compose:
     out = []
     if spec.get("resize"):
         out.append(Resize(_size(spec["resize"], "resize")))
+    if spec.get("resize_image"):
+        out.append(ResizeImage(_size(spec["resize_image"], "resize_image")))
     if spec.get("random_scale"):
         low, high = spec["random_scale"]
         out.append(RandomScale(float(low), float(high)))

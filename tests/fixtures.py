@@ -1,0 +1,74 @@
+"""Small datasets written in the real on-disk formats, shared by the tests."""
+import cv2
+import numpy as np
+from PIL import Image
+
+from udaseg.data import labels as L
+
+RNG = np.random.default_rng(0)
+
+
+def _rgb(h=6, w=8):
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _palette_png(path, ids):
+    im = Image.fromarray(ids.astype(np.uint8), mode="P")
+    pal = np.zeros((256, 3), np.uint8)
+    for t, lid in enumerate(L.TRAINID_TO_LABELID):
+        pal[lid] = L.PALETTE_19[t]
+    im.putpalette(pal.flatten().tolist())
+    im.save(path)
+
+
+def _synthia_png(path, ids):
+    arr = np.zeros(ids.shape + (3,), np.uint16)
+    arr[..., 0] = ids
+    arr[..., 1] = 1000 + ids  # instance channel, to show only channel 0 is read
+    assert cv2.imwrite(str(path), arr[..., ::-1])
+
+
+def make_gta5(root, n=3, drop_label=None, h=6, w=8):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    ids = np.tile(np.array([7, 8, 11, 0, 26, 33, 24, 23], np.uint8), (h, -(-w // 8)))[:, :w]
+    for i in range(1, n + 1):
+        Image.fromarray(_rgb(h, w)).save(root / "images" / f"{i:05d}.png")
+        if i != drop_label:
+            _palette_png(root / "labels" / f"{i:05d}.png", ids)
+    return ids
+
+
+def make_cityscapes(root, split="val", cities=("frankfurt", "lindau"), h=6, w=8):
+    ids = np.tile(np.array([7, 21, 23, 1, 26, 17, 19, 20], np.uint8), (h, -(-w // 8)))[:, :w]
+    for c in cities:
+        (root / "leftImg8bit" / split / c).mkdir(parents=True)
+        (root / "gtFine" / split / c).mkdir(parents=True)
+        stem = f"{c}_000000_000019"
+        Image.fromarray(_rgb(h, w)).save(root / "leftImg8bit" / split / c / f"{stem}_leftImg8bit.png")
+        Image.fromarray(ids, mode="L").save(root / "gtFine" / split / c / f"{stem}_gtFine_labelIds.png")
+    return ids
+
+
+
+
+def tiny_benchmark(root, h=32, w=64):
+    """GTA5-layout source (4 images), Cityscapes-layout target train (2) and val (2)."""
+    make_gta5(root / "gta5", n=4, h=h, w=w)
+    make_cityscapes(root / "cs", "train", cities=("a", "b"), h=h, w=w)
+    make_cityscapes(root / "cs", "val", cities=("c", "d"), h=h, w=w)
+    return root
+
+
+def tiny_config(root, run_overrides=()):
+    """A resolved config training R18 on :func:`tiny_benchmark` at 32×64 (fast on a CPU)."""
+    from udaseg.config import load_config
+
+    return load_config(None, [
+        "model.arch=deeplabv2_resnet18", "model.bn_mode=trainable", "model.input_norm=per_image",
+        f"data.source.root={root}/gta5", f"data.target.root={root}/cs", f"data.val.root={root}/cs",
+        "data.source.transforms={resize: [64, 32], hflip: 0.5, color_jitter: {brightness: 0.2}}",
+        "data.target.transforms={resize: [64, 32], hflip: 0.5}",
+        "data.val.transforms={resize_image: [32, 16]}",
+        "data.workers=0", "train.log_every=1", "train.image_every=0", "train.lr=0.01", "train.lr_d=0.001",
+        *run_overrides])

@@ -1,0 +1,192 @@
+"""The trainer: exact resume (in process and after a real SIGKILL), the two stages, LR schedule,
+the BN-only control, the oracle flag, and DDP equivalence with a single process."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fixtures import tiny_benchmark, tiny_config
+from udaseg.engine.checkpoint import load_checkpoint
+from udaseg.engine.trainer import Trainer, run_training, stage_configs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return tiny_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+def _assert_same_state(a: dict, b: dict):
+    for key in ("segmentor", "discriminators"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
+    for key in ("opt_g", "opt_d"):
+        sa, sb = a[key]["state"], b[key]["state"]
+        assert sa.keys() == sb.keys()
+        for p in sa:
+            for k in sa[p]:
+                assert torch.equal(torch.as_tensor(sa[p][k]), torch.as_tensor(sb[p][k])), f"{key} state {p}.{k} differs"
+    assert a["iteration"] == b["iteration"]
+
+
+def test_exact_resume_after_interruption(bench, tmp_path):
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=6", "train.checkpoint_every=2", "train.val_every=0"])
+    full = Trainer(cfg, tmp_path / "full", progress=False).train()
+    # "kill" after iteration 5: the last checkpoint is iteration 4, iteration 5 is lost
+    Trainer(cfg, tmp_path / "cut", progress=False).train(stop_at=5)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["iteration"] == 4
+    resumed = Trainer(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.start_iter == 4
+    resumed.train()
+    _assert_same_state(load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt"))
+    # the resumed run's metrics hold each iteration once
+    iters = [json.loads(line)["iter"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert iters == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(bench, tmp_path):
+    """A real kill -9 of `udaseg train` at an arbitrary moment, then --resume."""
+    overrides = ["method.name=adaptsegnet", "train.iters=12", "train.checkpoint_every=3", "train.val_every=0",
+                 "data.workers=1"]
+    cfg = tiny_config(bench, overrides)
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "udaseg.cli", "train", str(cfg_path), "--run-dir", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and load_checkpoint(last)["iteration"] >= 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.1)  # let it get into a later iteration (or a checkpoint write)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint(last)["iteration"] < 12, "the run finished before it could be killed"
+    subprocess.run(cmd + ["--resume"], cwd=REPO, check=True, capture_output=True)
+    ref = Trainer(cfg, tmp_path / "ref", progress=False).train()
+    _assert_same_state(load_checkpoint(ref["last"]), load_checkpoint(last))
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp"))
+
+
+def test_two_stages_source_only_then_adaptation(bench, tmp_path):
+    cfg = tiny_config(bench, ["method.name=fada", "train.iters=2", "train.pretrain_iters=3", "train.val_every=0"])
+    stages = stage_configs(cfg)
+    assert [s for s, _ in stages] == ["source_only", ""]
+    assert stages[0][1]["method"]["name"] == "source_only" and stages[0][1]["train"]["iters"] == 3
+    results = run_training(cfg, tmp_path, progress=False)
+    stage1 = load_checkpoint(results["source_only"]["last"])
+    assert stage1["iteration"] == 3 and stage1["method"] == "source_only"
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["init_from"] == str(tmp_path / "source_only" / "checkpoints" / "last.pt")
+    # the adaptation stage starts from the stage-1 weights
+    stage2_cfg = dict(cfg, train={**cfg["train"], "init_from": meta["init_from"]})
+    t = Trainer(stage2_cfg, tmp_path / "probe", progress=False)
+    for k, v in t.model.state_dict().items():
+        assert torch.equal(v, stage1["segmentor"][k])
+    # resume skips the finished stages
+    again = run_training(cfg, tmp_path, resume=True, progress=False)
+    assert again["source_only"].get("skipped") and again["main"].get("skipped")
+
+
+def test_poly_lr_with_10x_heads(bench, tmp_path):
+    cfg = tiny_config(bench, ["method.name=fada", "train.iters=10", "train.lr=0.01", "train.lr_d=0.002"])
+    t = Trainer(cfg, tmp_path, progress=False)
+    lr = t.set_lr(5)
+    assert lr == pytest.approx(0.01 * 0.5 ** 0.9)
+    groups = {g["name"]: g["lr"] for g in t.opt_g.param_groups}
+    assert groups == pytest.approx({"backbone": 0.01 * 0.5 ** 0.9, "head": 0.1 * 0.5 ** 0.9})
+    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(0.002 * 0.5 ** 0.9)
+
+
+def test_bn_control_changes_only_bn_statistics(bench, tmp_path):
+    """Same seed, same source stream: the target pass of the BN-only control moves the BN running
+    statistics but, having no loss, leaves every weight as source-only training leaves it."""
+    base = ["train.iters=2", "train.val_every=0"]
+    so = Trainer(tiny_config(bench, ["method.name=source_only", *base]), tmp_path / "so", progress=False)
+    bn = Trainer(tiny_config(bench, ["method.name=bn_control", *base]), tmp_path / "bn", progress=False)
+    assert "target" not in so.loaders and "target" in bn.loaders
+    so.train()
+    bn.train()
+    a, b = so.model.state_dict(), bn.model.state_dict()
+    stats = [k for k in a if k.endswith("running_mean")]
+    weights = [n for n, p in so.model.named_parameters()]
+    assert all(torch.equal(a[k], b[k]) for k in weights)
+    assert any(not torch.equal(a[k], b[k]) for k in stats)
+
+
+def test_oracle_is_flagged(bench, tmp_path):
+    t = Trainer(tiny_config(bench, ["method.name=target_only", "train.iters=1", "train.val_every=0"]), tmp_path,
+                progress=False)
+    assert "source" not in t.loaders and t.loaders["target"].dataset.has_labels
+    t.train()
+    assert json.loads((tmp_path / "meta.json").read_text())["oracle_uses_target_labels"] is True
+    assert "ORACLE" in (tmp_path / "train.log").read_text()
+
+
+def test_validation_keeps_best_and_last(bench, tmp_path):
+    cfg = tiny_config(bench, ["method.name=source_only", "train.iters=4", "train.val_every=2"])
+    out = Trainer(cfg, tmp_path, progress=False).train()
+    vals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    vals = [v for v in vals if v["kind"] == "val"]
+    assert [v["iter"] for v in vals] == [2, 4]
+    best = load_checkpoint(out["best"])
+    assert best["best"]["miou"] == pytest.approx(max(v["mIoU19"] for v in vals))
+    assert load_checkpoint(out["last"])["iteration"] == 4
+
+
+def test_bad_init_checkpoint_class_count(bench, tmp_path):
+    out = Trainer(tiny_config(bench, ["train.iters=1", "train.val_every=0"]), tmp_path / "a", progress=False).train()
+    cfg = tiny_config(bench, ["train.iters=1", f"train.init_from={out['last']}", "model.num_classes=16",
+                              "data.source.kind=synthia"])
+    with pytest.raises(ValueError, match="19 classes; the config wants deeplabv2_resnet18 with 16"):
+        Trainer(cfg, tmp_path / "b", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP: 2 gloo processes × batch 1 == 1 process × batch 2
+# ---------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg, run_dir, out_file):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    t = Trainer(cfg, run_dir, progress=False)
+    t.train()
+    if rank == 0:
+        torch.save({"segmentor": t.model.state_dict(), "discriminators": t.discs.state_dict()}, out_file)
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_equal_one_process(bench, tmp_path):
+    base = ["method.name=fgd_ent", "train.iters=3", "train.val_every=0", "model.bn_mode=frozen",
+            "data.source.transforms={resize: [64, 32], hflip: 0.5}"]
+    single = Trainer(tiny_config(bench, [*base, "data.batch_size=2"]), tmp_path / "single", progress=False)
+    single.train()
+    cfg = tiny_config(bench, [*base, "data.batch_size=1"])
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path / "ddp", tmp_path / "ddp.pt"),
+                                nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    # SGD moves weights by lr·g: float noise in g stays ~1e-7. Adam's early steps are ~lr·sign(g),
+    # so an element whose gradient is ~0 can move by a fraction of lr_d on float noise alone.
+    lr_d = cfg["train"]["lr_d"]
+    tol = {"segmentor": 1e-6, "discriminators": 0.1 * lr_d}
+    for key, ref in (("segmentor", single.model.state_dict()), ("discriminators", single.discs.state_dict())):
+        for k, v in ref.items():
+            assert torch.allclose(v, ddp[key][k], atol=tol[key], rtol=0), f"{key}.{k} differs"

@@ -1,0 +1,242 @@
+"""YAML configs: defaults, ``_base_`` inheritance, dotted command-line overrides, validation.
+
+A config file says only what differs from its base (``_base_: base.yaml``, relative to the file)
+or from :data:`DEFAULTS`. Overrides are ``key.sub=value`` strings whose value is parsed as YAML
+(``train.iters=2000``, ``method.lambda_ent=2e-3``, ``data.source.transforms.crop=[512,256]``).
+Every key must exist in the defaults (or in the chosen method's defaults, for ``method.*``) and
+every value must have the default's type: a typo is an error naming the key, not a silently
+ignored setting.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is wrong; the message names it."""
+
+
+# Keys whose value is a free-form mapping (checked by the code that consumes it).
+FREE_FORM = {"data.source.transforms", "data.target.transforms", "data.val.transforms"}
+
+
+def _dataset_defaults(kind, root, split=None, split_list=None, transforms=None):
+    return {"kind": kind, "root": root, "split": split, "split_list": split_list, "num_classes": None,
+            "transforms": transforms or {}}
+
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "output_dir": "runs",  # the run directory is output_dir/name
+    "model": {
+        "arch": "deeplabv2_resnet101",
+        "num_classes": 19,
+        "multi_level": True,
+        # frozen: eval-mode BN statistics and frozen affine (the paper, from ImageNet weights);
+        # trainable: when training from scratch (frozen statistics of a random init mean nothing)
+        "bn_mode": "frozen",
+        "pretrained": None,  # local path of init weights (DeepLab Caffe or torchvision layout)
+        "pretrained_sha256": None,
+        # input normalisation: "caffe" (BGR, mean subtraction; DeepLab/ADVENT weights),
+        # "imagenet" (RGB/255, mean/std; torchvision weights), "per_image" (per-image mean/std)
+        "input_norm": "caffe",
+    },
+    "data": {
+        "source": _dataset_defaults("gta5", "data/GTA5"),
+        "target": _dataset_defaults("cityscapes", "data/cityscapes", split="train"),
+        "val": _dataset_defaults("cityscapes", "data/cityscapes", split="val"),
+        "batch_size": 1,  # per domain and per process: a step sees B source + B target images
+        "workers": 2,
+        "pin_memory": True,
+    },
+    "method": {"name": "source_only"},
+    "train": {
+        "iters": 40000,
+        "init_from": None,  # checkpoint to start from (e.g. the source-only stage's last.pt)
+        # the paper's two stages: this many source-only iterations first, into <run>/source_only,
+        # whose last checkpoint initialises the adaptation (ignored when init_from is set)
+        "pretrain_iters": 0,
+        "lr": 2.5e-4,
+        "head_lr_mult": 10.0,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "poly_power": 0.9,
+        "lr_d": 1e-4,
+        "betas_d": [0.9, 0.99],
+        "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler; CUDA only)
+        "channels_last": False,
+        "device": "auto",  # auto | cpu | cuda
+        "val_every": 2000,
+        "checkpoint_every": 2000,
+        "log_every": 20,
+        "image_every": 1000,  # TensorBoard images (source/target, prediction, entropy)
+        "deterministic": False,
+    },
+    "eval": {
+        "num_classes": None,  # evaluate in another class set than the model's (e.g. 16)
+        "batch_size": 1,
+        "flip": False,
+        "scales": [1.0],
+    },
+}
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_type(key: str, default, value) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true/false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if not _is_number(value):
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        return value
+    return value
+
+
+def merge(base: dict, update: dict, schema: dict | None, prefix: str = "") -> dict:
+    """Recursively merge ``update`` into a copy of ``base``, checking keys and types against
+    ``schema`` (None: anything goes below this key)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        full = f"{prefix}{key}"
+        if schema is not None and key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {full!r}{hint} (valid keys here: {', '.join(sorted(schema))})")
+        sub = None if schema is None or full in FREE_FORM else schema[key]
+        if isinstance(sub, dict) or (schema is None and isinstance(out.get(key), dict)):
+            if value is None and full in FREE_FORM:
+                out[key] = {}
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {full!r} must be a mapping, got {value!r}")
+            out[key] = merge(out.get(key, {}), value, sub if isinstance(sub, dict) else None, full + ".")
+        elif full in FREE_FORM:
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"config key {full!r} must be a mapping, got {value!r}")
+            out[key] = copy.deepcopy(value) or {}
+        else:
+            out[key] = _check_type(full, sub if schema is not None else None, value)
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """``"a.b.c=1e-3"`` → ``{"a": {"b": {"c": 0.001}}}`` (the value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    if isinstance(value, str) and _looks_numeric(value):
+        value = float(value)  # YAML 1.1 reads "1e-3" as a string; a user means the number
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return any(c.isdigit() for c in s)
+
+
+def _fix_numbers(node):
+    """YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string; configs mean the number."""
+    if isinstance(node, dict):
+        return {k: _fix_numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fix_numbers(v) for v in node]
+    if isinstance(node, str) and _looks_numeric(node) and node.strip() == node:
+        return float(node)
+    return node
+
+
+def read_yaml_chain(path: str | Path) -> dict:
+    """A config file with its ``_base_`` chain merged, bases first (no validation yet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping at the top level")
+    data = _fix_numbers(data)
+    base = data.pop("_base_", None)
+    if base is None:
+        return data
+    merged = read_yaml_chain(path.parent / base)
+    return _deep_update(merged, data)
+
+
+def _deep_update(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "transforms":
+            out[k] = _deep_update(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def resolve(raw: dict, overrides=()) -> dict:
+    """Defaults ← raw ← overrides, validated; the method section against its method's defaults."""
+    from udaseg.methods import method_defaults
+
+    update = copy.deepcopy(raw)
+    for o in overrides:
+        update = _deep_update(update, parse_override(o) if isinstance(o, str) else o)
+    method_update = update.pop("method", {}) or {}
+    cfg = merge(DEFAULTS, update, DEFAULTS)
+    name = method_update.get("name", cfg["method"]["name"])
+    try:
+        mdefaults = method_defaults(name)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    cfg["method"] = merge({"name": name, **mdefaults}, method_update, {"name": "", **mdefaults}, "method.")
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides=()) -> dict:
+    """Read, merge and validate a config file (or only the defaults when ``path`` is None)."""
+    return resolve(read_yaml_chain(path) if path else {}, overrides)
+
+
+def dump_config(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

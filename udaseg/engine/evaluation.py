@@ -1,0 +1,181 @@
+"""Confusion matrix, IoU and the class protocols; evaluation of a segmentor on a labelled split.
+
+mIoU follows the Cityscapes convention (and the references): one confusion matrix over all
+evaluated pixels at *label* resolution (logits upsampled bilinearly to the label size), per-class
+IoU = TP / (TP + FP + FN), mean over the classes whose IoU is defined (not NaN).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from udaseg.data import labels as L
+from udaseg.data.labels import IGNORE_INDEX
+
+
+class ConfusionMatrix:
+    """K×K counts, rows = ground truth, columns = prediction; accumulated with ``bincount`` on
+    the tensors' device. Pixels labelled ``ignore_index`` are skipped.
+
+    >>> cm = ConfusionMatrix(2); cm.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]))
+    >>> cm.iou().tolist()
+    [0.5, 0.5]
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device=None):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and label {tuple(target.shape)} differ in size")
+        k = self.num_classes
+        target = target.reshape(-1).to(self.mat.device).long()
+        pred = pred.reshape(-1).to(self.mat.device).long()
+        keep = target != self.ignore_index
+        target, pred = target[keep], pred[keep]
+        if target.numel() and (int(target.max()) >= k or int(target.min()) < 0):
+            raise ValueError(f"label holds class {int(target.max())}, outside 0..{k - 1} (and not {self.ignore_index})")
+        self.mat += torch.bincount(target * k + pred, minlength=k * k).view(k, k)
+
+    def merge(self, other: "ConfusionMatrix") -> None:
+        self.mat += other.mat.to(self.mat.device)
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU (float64, NaN where a class is neither labelled nor predicted)."""
+        m = self.mat.double().cpu().numpy()
+        tp = np.diag(m)
+        denom = m.sum(0) + m.sum(1) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return tp / denom
+
+    def miou(self, classes=None) -> float:
+        iou = self.iou() if classes is None else self.iou()[list(classes)]
+        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+
+    def pixel_accuracy(self) -> float:
+        m = self.mat.double()
+        return float(m.diag().sum() / m.sum().clamp_min(1))
+
+    def predicted_fractions(self) -> np.ndarray:
+        """Share of evaluated pixels predicted as each class (shows collapse towards a class)."""
+        m = self.mat.double().cpu().numpy()
+        return m.sum(0) / max(m.sum(), 1)
+
+
+def protocols(num_classes: int) -> dict[str, list[int]]:
+    """The mIoU protocols a class set allows: name → class indices (into the model's classes)."""
+    if num_classes == 19:
+        return {"mIoU19": list(range(19)), "mIoU16": list(L.PROTOCOL_16_IN_19), "mIoU13": list(L.PROTOCOL_13_IN_19)}
+    if num_classes == 16:
+        return {"mIoU16": list(range(16)), "mIoU13": list(L.PROTOCOL_13_IN_16)}
+    return {f"mIoU{num_classes}": list(range(num_classes))}
+
+
+@dataclass
+class EvalResult:
+    num_classes: int
+    iou: np.ndarray
+    predicted_fractions: np.ndarray
+    label_fractions: np.ndarray
+    pixel_accuracy: float
+    miou: dict[str, float]
+    num_images: int
+
+    @property
+    def main_miou(self) -> float:
+        return self.miou[f"mIoU{self.num_classes}"]
+
+    def to_dict(self) -> dict:
+        names = L.class_names(self.num_classes) if self.num_classes in (16, 19) else [str(i) for i in range(self.num_classes)]
+        return {
+            "num_images": self.num_images,
+            "pixel_accuracy": self.pixel_accuracy,
+            **{k: v for k, v in self.miou.items()},
+            "iou": {n: (None if math.isnan(v) else float(v)) for n, v in zip(names, self.iou)},
+            "predicted_fractions": {n: float(v) for n, v in zip(names, self.predicted_fractions)},
+            "label_fractions": {n: float(v) for n, v in zip(names, self.label_fractions)},
+        }
+
+
+def result_from_matrix(cm: ConfusionMatrix, num_images: int) -> EvalResult:
+    m = cm.mat.double().cpu().numpy()
+    return EvalResult(
+        num_classes=cm.num_classes, iou=cm.iou(), predicted_fractions=cm.predicted_fractions(),
+        label_fractions=m.sum(1) / max(m.sum(), 1), pixel_accuracy=cm.pixel_accuracy(),
+        miou={name: cm.miou(idx) for name, idx in protocols(cm.num_classes).items()}, num_images=num_images)
+
+
+@torch.no_grad()
+def predict_logits(model, images: torch.Tensor, norm: str, size, *, flip: bool = False,
+                   autocast_dtype=None, channels_last: bool = False) -> torch.Tensor:
+    """Softmax probabilities (N, K, H, W) at ``size``, optionally averaged with the flipped input."""
+    from udaseg.engine.inputs import normalize_images
+
+    x = normalize_images(images, norm)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    views = [x, x.flip(-1)] if flip else [x]
+    probs = None
+    for i, v in enumerate(views):
+        with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(v).logits
+        p = F.softmax(F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True), dim=1)
+        if i == 1:
+            p = p.flip(-1)
+        probs = p if probs is None else probs + p
+    return probs / len(views)
+
+
+@torch.no_grad()
+def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool = False,
+             autocast_dtype=None, channels_last: bool = False, class_map=None, progress=None) -> EvalResult:
+    """Evaluate on a labelled loader: logits upsampled to the label size, argmax, one matrix.
+
+    ``class_map``: optional LUT applied to predictions (e.g. 19 → 16 classes).
+    """
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes, device=device)
+    n = 0
+    lut = None if class_map is None else torch.as_tensor(class_map, device=device).long()
+    try:
+        for batch in (progress(loader) if progress else loader):
+            labels = batch["label"].to(device)
+            probs = predict_logits(model, batch["image"].to(device), norm, labels.shape[-2:], flip=flip,
+                                   autocast_dtype=autocast_dtype, channels_last=channels_last)
+            pred = probs.argmax(1)
+            if lut is not None:
+                pred = lut[pred]
+            cm.update(pred, labels)
+            n += labels.shape[0]
+    finally:
+        model.train(was_training)
+    return result_from_matrix(cm, n)
+
+
+def format_table(results: dict[str, EvalResult], baseline: str | None = None) -> str:
+    """Per-class IoU (%) of several results in the paper's layout: classes as columns in
+    Cityscapes order, mIoU last; with ``baseline``, a row of gains of the last result over it."""
+    if not results:
+        return ""
+    k = next(iter(results.values())).num_classes
+    names = L.class_names(k) if k in (16, 19) else [str(i) for i in range(k)]
+    short = [n[:5] for n in names]
+    width = max(12, *(len(r) for r in results))
+    head = f"{'':<{width}} " + " ".join(f"{s:>5}" for s in short) + f" {'mIoU':>6}"
+    lines = [head]
+    for name, r in results.items():
+        cells = " ".join(" nan " if math.isnan(v) else f"{100 * v:5.1f}" for v in r.iou)
+        lines.append(f"{name:<{width}} {cells} {100 * r.main_miou:6.1f}")
+    if baseline is not None and len(results) > 1:
+        last = list(results.values())[-1]
+        base = results[baseline]
+        cells = " ".join(f"{100 * (a - b):+5.1f}" if not (math.isnan(a) or math.isnan(b)) else "  -  "
+                         for a, b in zip(last.iou, base.iou))
+        lines.append(f"{'gain':<{width}} {cells} {100 * (last.main_miou - base.main_miou):+6.1f}")
+    return "\n".join(lines)

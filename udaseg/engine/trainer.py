@@ -1,0 +1,509 @@
+"""The training loop: data, forward passes, backward, optimiser steps, AMP, DDP, checkpoints,
+validation and logs. Methods (``udaseg.methods``) only turn outputs into losses.
+
+One iteration (batch = B source + B target images per process):
+
+1. segmenter step — source forward → ``method.source_losses`` → backward; target forward →
+   ``method.target_losses`` (discriminators frozen, called without their DDP wrapper so no
+   gradient sync happens for them) → backward; SGD step. A backward per domain, as FADA and
+   ADVENT do, keeps one domain's activations in memory at a time.
+2. discriminator step — ``method.discriminator_losses`` on detached outputs → backward → Adam.
+
+Poly LR ``lr·(1 − it/iters)^power`` for both optimisers, the segmenter's heads at 10×.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from udaseg.config import dump_config
+from udaseg.data import datasets as D
+from udaseg.data import labels as Lb
+from udaseg.data.transforms import build_transforms
+from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from udaseg.engine.distributed import DistInfo, barrier, init_from_env
+from udaseg.engine.evaluation import EvalResult, evaluate
+from udaseg.engine.inputs import normalize_images
+from udaseg.engine.run_logger import RunLogger, read_metrics
+from udaseg.engine.sampler import InfiniteBatchSampler
+from udaseg.losses import entropy_map
+from udaseg.methods import build_method
+from udaseg.methods.base import Pass, Terms
+from udaseg.models import build_segmentor
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+def poly_lr(base: float, it: int, total: int, power: float) -> float:
+    return base * (1 - it / total) ** power if total > 0 else base
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def git_revision() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0:
+            return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def _worker_init(worker_id: int) -> None:
+    # Transforms draw from per-sample generators; this only fixes any global-RNG use in workers.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_split(spec: dict, num_classes: int, seed: int, *, with_labels: bool = True) -> D.SegmentationDataset:
+    """A dataset from a ``data.source`` / ``data.target`` / ``data.val`` config section."""
+    kind = spec["kind"]
+    kwargs = {"root": spec["root"], "transform": build_transforms(spec.get("transforms")), "seed": seed}
+    ds_classes = spec.get("num_classes") or num_classes
+    if kind == "cityscapes":
+        kwargs.update(split=spec.get("split") or "train", num_classes=ds_classes, with_labels=with_labels)
+    elif kind == "synthia":
+        kwargs.update(num_classes=ds_classes, split_list=spec.get("split_list"))
+    elif kind == "gta5":
+        kwargs.update(split_list=spec.get("split_list"))
+    elif kind == "folder":
+        kwargs.pop("seed")
+    ds = D.build_dataset(kind, **kwargs)
+    if with_labels and kind != "folder" and ds.num_classes != num_classes:
+        raise ValueError(f"dataset {ds.name} has {ds.num_classes} classes but model.num_classes is {num_classes}")
+    return ds
+
+
+def build_val_loader(cfg: dict) -> DataLoader:
+    k = cfg["eval"]["num_classes"] or cfg["model"]["num_classes"]
+    ds = build_split(cfg["data"]["val"], k, cfg["seed"])
+    return DataLoader(ds, batch_size=cfg["eval"]["batch_size"], shuffle=False, num_workers=min(cfg["data"]["workers"], 2))
+
+
+def evaluate_model(model, cfg: dict, device, loader: DataLoader, amp_dtype=None) -> EvalResult:
+    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip)."""
+    ec, mc = cfg["eval"], cfg["model"]
+    k_eval = ec["num_classes"] or mc["num_classes"]
+    class_map = None
+    if k_eval != mc["num_classes"]:
+        if (mc["num_classes"], k_eval) != (19, 16):
+            raise ValueError(f"cannot evaluate a {mc['num_classes']}-class model in {k_eval} classes")
+        class_map = Lb.TRAINID19_TO_16[:19]
+    return evaluate(model, loader, k_eval, mc["input_norm"], device, flip=ec["flip"], autocast_dtype=amp_dtype,
+                    channels_last=cfg["train"]["channels_last"], class_map=class_map)
+
+
+def load_segmentor(state: dict, device) -> torch.nn.Module:
+    """The segmentor of a udaseg checkpoint, in eval mode on ``device``."""
+    mc = state["config"]["model"]
+    model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"])
+    model.load_state_dict(state["segmentor"])
+    return model.to(device).eval()
+
+
+class Trainer:
+    """Trains one stage (one method, ``train.iters`` iterations) into ``run_dir``."""
+
+    def __init__(self, cfg: dict, run_dir: str | Path, *, resume: bool = False, dist: DistInfo | None = None,
+                 progress: bool = True):
+        self.cfg = copy.deepcopy(cfg)
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg["train"]["device"])
+        self.dist = dist if dist is not None else init_from_env(self.device.type)
+        self.progress = progress and self.dist.is_main and sys.stderr.isatty()
+        tc, mc = cfg["train"], cfg["model"]
+        if mc["bn_mode"] == "sync" and self.dist.enabled and self.device.type != "cuda":
+            raise ValueError("model.bn_mode=sync needs CUDA (torch's SyncBatchNorm runs on GPUs only); "
+                             "use model.bn_mode=trainable for multi-process CPU runs")
+        if tc["deterministic"]:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(cfg["seed"])
+
+        self.model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
+                                     mc["pretrained"], pretrained_sha256=mc["pretrained_sha256"]).to(self.device)
+        self.method = build_method(cfg["method"], mc["num_classes"], self.model.feature_channels, mc["multi_level"])
+        self.discs = torch.nn.ModuleDict(self.method.build_discriminators()).to(self.device)
+        if tc["channels_last"]:
+            self.model.to(memory_format=torch.channels_last)
+            self.discs.to(memory_format=torch.channels_last)
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tc["amp"]]
+        if tc["amp"] == "fp16" and self.device.type != "cuda":
+            raise ValueError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=tc["amp"] == "fp16")
+
+        self.opt_g = torch.optim.SGD(self.model.param_groups(tc["lr"], tc["head_lr_mult"]), lr=tc["lr"],
+                                     momentum=tc["momentum"], weight_decay=tc["weight_decay"])
+        self.opt_d = (torch.optim.Adam(self.discs.parameters(), lr=tc["lr_d"], betas=tuple(tc["betas_d"]))
+                      if len(self.discs) else None)
+
+        self.start_iter = 0
+        self.best = {"miou": -1.0, "iter": None}
+        if resume and (self.run_dir / "checkpoints" / LAST).is_file():
+            self._restore(load_checkpoint(self.run_dir / "checkpoints" / LAST))
+        elif tc["init_from"]:
+            self._init_from(tc["init_from"])
+
+        # DDP after loading weights, so every rank starts from rank 0's (identical) state.
+        self.model_ddp, self.discs_ddp = self.model, self.discs
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index or 0] if self.device.type == "cuda" else None
+            # find_unused_parameters: the aux head gets no gradient from the target backward
+            self.model_ddp = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+            self.discs_ddp = torch.nn.ModuleDict({k: DDP(d, device_ids=ids) for k, d in self.discs.items()})
+
+        self._build_data()
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+        if self.dist.is_main:
+            self._write_run_files(resume)
+
+    # ------------------------------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------------------------------
+    def _build_data(self) -> None:
+        cfg, m = self.cfg, self.method
+        k, bs, seed = cfg["model"]["num_classes"], cfg["data"]["batch_size"], cfg["seed"]
+        self.loaders = {}
+        if m.uses_source:
+            self.loaders["source"] = self._loader(build_split(cfg["data"]["source"], k, seed), bs, seed)
+        if m.uses_target_images:
+            tgt = build_split(cfg["data"]["target"], k, seed + 1, with_labels=m.uses_target_labels)
+            self.loaders["target"] = self._loader(tgt, bs, seed + 1)
+        self._iters = {name: iter(loader) for name, loader in self.loaders.items()}
+
+    def _loader(self, ds, batch_size: int, seed: int) -> DataLoader:
+        sampler = InfiniteBatchSampler(len(ds), batch_size, seed=seed, start_batch=self.start_iter,
+                                       rank=self.dist.rank, world_size=self.dist.world_size)
+        workers = self.cfg["data"]["workers"]
+        return DataLoader(ds, batch_sampler=sampler, num_workers=workers, worker_init_fn=_worker_init,
+                          pin_memory=self.cfg["data"]["pin_memory"] and self.device.type == "cuda",
+                          persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+    def _write_run_files(self, resume: bool) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        meta = {
+            "git_revision": git_revision(), "torch": torch.__version__, "python": sys.version.split()[0],
+            "command": sys.argv, "world_size": self.dist.world_size, "device": str(self.device),
+            "method": self.method.name, "oracle_uses_target_labels": self.method.uses_target_labels,
+            "bn_mode": self.cfg["model"]["bn_mode"], "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "resumed_from_iter": self.start_iter if resume else None,
+            "init_from": self.cfg["train"]["init_from"],
+            "init_report": None if self.model.init_report is None else self.model.init_report.summary(),
+        }
+        atomic_write_json(self.run_dir / "meta.json", meta)
+        if resume and self.start_iter:
+            self._drop_metrics_after(self.start_iter)
+        if self.method.uses_target_labels:
+            self.logger.text("ORACLE: this run trains on TARGET LABELS (an upper bound, not adaptation)")
+
+    def _drop_metrics_after(self, it: int) -> None:
+        """A killed run logged iterations past its last checkpoint; the resumed run logs them again."""
+        self.logger._metrics.close()
+        keep = [r for r in read_metrics(self.run_dir) if r.get("iter", 0) <= it]
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+        self.logger._metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
+
+    # ------------------------------------------------------------------------------------------
+    # checkpoints
+    # ------------------------------------------------------------------------------------------
+    def state_dict(self, it: int) -> dict:
+        return {
+            "format": "udaseg-checkpoint-1",
+            "iteration": it,
+            "arch": self.cfg["model"]["arch"],
+            "num_classes": self.cfg["model"]["num_classes"],
+            "method": self.method.name,
+            "input_norm": self.cfg["model"]["input_norm"],
+            "config": self.cfg,
+            "segmentor": self.model.state_dict(),
+            "discriminators": self.discs.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best": dict(self.best),
+            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                    "python_pos": random.getstate()[2],
+                    "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                    "numpy_pos": int(np.random.get_state()[2])},
+        }
+
+    def _restore(self, state: dict) -> None:
+        if state["arch"] != self.cfg["model"]["arch"] or state["method"] != self.method.name:
+            raise ValueError(f"cannot resume: checkpoint is {state['arch']}/{state['method']}, config is "
+                             f"{self.cfg['model']['arch']}/{self.method.name}")
+        self.model.load_state_dict(state["segmentor"])
+        self.discs.load_state_dict(state["discriminators"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.best = dict(state["best"])
+        self.start_iter = int(state["iteration"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate((3, tuple(rng["python"]), rng["python_pos"]))
+        np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"]))
+
+    def _init_from(self, path: str) -> None:
+        state = load_checkpoint(path)
+        if state.get("num_classes") != self.cfg["model"]["num_classes"] or state.get("arch") != self.cfg["model"]["arch"]:
+            raise ValueError(f"{path}: checkpoint is {state.get('arch')} with {state.get('num_classes')} classes; "
+                             f"the config wants {self.cfg['model']['arch']} with {self.cfg['model']['num_classes']}")
+        self.model.load_state_dict(state["segmentor"])
+
+    def save(self, name: str, it: int) -> Path:
+        path = self.run_dir / "checkpoints" / name
+        if self.dist.is_main:
+            save_checkpoint(path, self.state_dict(it))
+        return path
+
+    # ------------------------------------------------------------------------------------------
+    # one iteration
+    # ------------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _forward(self, batch: dict, model) -> Pass:
+        x = normalize_images(batch["image"].to(self.device, non_blocking=True), self.cfg["model"]["input_norm"])
+        if self.cfg["train"]["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        labels = batch["label"].to(self.device, non_blocking=True) if "label" in batch else None
+        with self._autocast():
+            out = model(x)
+        return Pass(out, labels, tuple(x.shape[-2:]))
+
+    def _backward(self, terms: Terms, logs: dict) -> None:
+        total = sum(w * v for w, v in terms.values())
+        self.scaler.scale(total).backward()
+        for name, (_, v) in terms.items():
+            logs[name] = v.detach()
+
+    def set_lr(self, it: int) -> float:
+        tc = self.cfg["train"]
+        lr = poly_lr(tc["lr"], it, tc["iters"], tc["poly_power"])
+        for g in self.opt_g.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        if self.opt_d is not None:
+            lr_d = poly_lr(tc["lr_d"], it, tc["iters"], tc["poly_power"])
+            for g in self.opt_d.param_groups:
+                g["lr"] = lr_d
+        return lr
+
+    def step(self, it: int, batches: dict) -> tuple[dict, dict]:
+        """One iteration; returns (raw loss values, metrics)."""
+        self.model_ddp.train()
+        self.discs.train()
+        lr = self.set_lr(it)
+        logs, metrics = {}, {"lr": lr}
+        self.opt_g.zero_grad(set_to_none=True)
+        self.discs.requires_grad_(False)
+        src = tgt = None
+        if self.method.uses_source:
+            p = self._forward(batches["source"], self.model_ddp)
+            with self._autocast():
+                self._backward(self.method.source_losses(p), logs)
+            src = p.detached()
+        if self.method.uses_target_images:
+            if self.method.target_needs_grad:
+                p = self._forward(batches["target"], self.model_ddp)
+                with self._autocast():
+                    terms = self.method.target_losses(p, dict(self.discs))
+                self._backward(terms, logs)
+                tgt = p.detached()
+            else:  # BN-only control: train-mode statistics update, no graph, no loss
+                with torch.no_grad():
+                    tgt = self._forward(batches["target"], self.model_ddp)
+        self.scaler.step(self.opt_g)
+        if self.opt_d is not None:
+            self.discs.requires_grad_(True)
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                terms, d_metrics = self.method.discriminator_losses(src, tgt, dict(self.discs_ddp))
+            self._backward(terms, logs)
+            self.scaler.step(self.opt_d)
+            metrics.update(d_metrics)
+        self.scaler.update()
+        self._last = (batches, src, tgt)
+        return logs, metrics
+
+    # ------------------------------------------------------------------------------------------
+    # the loop
+    # ------------------------------------------------------------------------------------------
+    def _next_batches(self) -> dict:
+        return {name: next(it) for name, it in self._iters.items()}
+
+    def train(self, stop_at: int | None = None) -> dict:
+        """Run to ``train.iters`` (or stop after iteration ``stop_at``, as a kill would, without a
+        final checkpoint). Returns {"last": path, "best": path or None, "best_miou", "iter"}."""
+        tc = self.cfg["train"]
+        total = tc["iters"]
+        it = self.start_iter
+        self.logger.text(f"start {self.method.name} at iteration {it}/{total} on {self.device} "
+                         f"(world size {self.dist.world_size})")
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=it, desc=self.method.name, dynamic_ncols=True, smoothing=0.05)
+        running: dict[str, float] = {}
+        n_running, t_last = 0, time.time()
+        while it < total:
+            batches = self._next_batches()
+            logs, metrics = self.step(it, batches)
+            it += 1
+            for k, v in {**logs, **metrics}.items():
+                running[k] = running.get(k, 0.0) + float(v)
+            n_running += 1
+            if bar is not None:
+                bar.update(1)
+            if it % tc["log_every"] == 0 or it == total:
+                avg = {k: v / n_running for k, v in running.items()}
+                sec = (time.time() - t_last) / n_running
+                self.logger.log({"kind": "train", "iter": it, **avg, "sec_per_iter": sec})
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items() if not k.endswith("_acc")}, refresh=False)
+                running, n_running, t_last = {}, 0, time.time()
+            if tc["image_every"] and it % tc["image_every"] == 0:
+                self._log_images(it)
+            if stop_at is not None and it >= stop_at:
+                if bar is not None:
+                    bar.close()
+                return {"last": None, "iter": it}
+            if tc["val_every"] and it % tc["val_every"] == 0 and it < total:
+                self._validate(it)
+            if tc["checkpoint_every"] and it % tc["checkpoint_every"] == 0 and it < total:
+                self.save(LAST, it)
+                barrier(self.dist)
+        if bar is not None:
+            bar.close()
+        result = self._validate(it) if tc["val_every"] else None
+        last = self.save(LAST, it)
+        barrier(self.dist)
+        self.logger.text(f"done at iteration {it}; last checkpoint {last}")
+        self.logger.close()
+        best = self.run_dir / "checkpoints" / BEST
+        return {"last": last, "best": best if best.is_file() else None, "best_miou": self.best["miou"],
+                "iter": it, "val": result}
+
+    # ------------------------------------------------------------------------------------------
+    # validation and images
+    # ------------------------------------------------------------------------------------------
+    def evaluate(self) -> EvalResult:
+        if not hasattr(self, "_val_loader"):
+            self._val_loader = build_val_loader(self.cfg)
+        return evaluate_model(self.model, self.cfg, self.device, self._val_loader, self.amp_dtype)
+
+    def _validate(self, it: int) -> EvalResult | None:
+        result = None
+        if self.dist.is_main:
+            result = self.evaluate()
+            d = result.to_dict()
+            self.logger.log({"kind": "val", "iter": it, **{k: v for k, v in d.items() if k.startswith("mIoU")},
+                             "pixel_accuracy": d["pixel_accuracy"], "iou": d["iou"],
+                             "predicted_fractions": d["predicted_fractions"]})
+            self.logger.text(f"val @ {it}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.miou.items()))
+            if result.main_miou > self.best["miou"]:
+                self.best = {"miou": result.main_miou, "iter": it}
+                self.save(BEST, it)
+        barrier(self.dist)
+        return result
+
+    @torch.no_grad()
+    def _log_images(self, it: int) -> None:
+        if not self.dist.is_main or self.logger.tb is None or not hasattr(self, "_last"):
+            return
+        batches, src, tgt = self._last
+        k = self.cfg["model"]["num_classes"]
+        images = {}
+        for name, p in (("source", src), ("target", tgt)):
+            if p is None:
+                continue
+            img = batches[name]["image"][0].permute(1, 2, 0).numpy()
+            probs = torch.softmax(p.out.logits[:1].float(), 1)
+            probs = torch.nn.functional.interpolate(probs, size=img.shape[:2], mode="bilinear", align_corners=True)
+            pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+            ent = (entropy_map(probs)[0].cpu().numpy() * 255).astype(np.uint8)
+            images[f"{name}/image"] = img
+            images[f"{name}/prediction"] = Lb.colorize(pred, k)
+            images[f"{name}/entropy"] = np.repeat(ent[..., None], 3, axis=2)
+        self.logger.images(it, images)
+
+
+# ----------------------------------------------------------------------------------------------
+# the paper's two stages
+# ----------------------------------------------------------------------------------------------
+
+def stage_configs(cfg: dict) -> list[tuple[str, dict]]:
+    """[(sub-directory, config)] of the stages to run: a source-only stage of
+    ``train.pretrain_iters`` first when the method adapts and no ``init_from`` is given, whose
+    last checkpoint then initialises the method's stage."""
+    from udaseg.methods import method_defaults
+
+    tc = cfg["train"]
+    if cfg["method"]["name"] in ("source_only", "target_only") or tc["pretrain_iters"] <= 0 or tc["init_from"]:
+        return [("", cfg)]
+    pre = copy.deepcopy(cfg)
+    pre["method"] = {"name": "source_only", **method_defaults("source_only"),
+                     "lambda_seg_aux": cfg["method"].get("lambda_seg_aux", 0.1)}
+    pre["train"]["iters"] = tc["pretrain_iters"]
+    return [("source_only", pre), ("", cfg)]
+
+
+def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Run all stages of ``cfg`` into ``run_dir`` (stage 1 in ``run_dir/source_only``). With
+    ``resume``, a finished stage is skipped and an interrupted one continues from its last
+    checkpoint."""
+    run_dir = Path(run_dir)
+    results = {}
+    init_from = None
+    for sub, stage_cfg in stage_configs(cfg):
+        stage_dir = run_dir / sub if sub else run_dir
+        if init_from is not None:
+            stage_cfg = copy.deepcopy(stage_cfg)
+            stage_cfg["train"]["init_from"] = str(init_from)
+        last = stage_dir / "checkpoints" / LAST
+        if resume and _finished(last, stage_cfg["train"]["iters"]):
+            results[sub or "main"] = {"last": last, "skipped": True}
+        else:
+            trainer = Trainer(stage_cfg, stage_dir, resume=resume, progress=progress)
+            results[sub or "main"] = trainer.train()
+        init_from = last
+    return results
+
+
+def _finished(last: Path, iters: int) -> bool:
+    if not last.is_file():
+        return False
+    return int(load_checkpoint(last)["iteration"]) >= iters

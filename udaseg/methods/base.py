@@ -1,0 +1,91 @@
+"""What a method is: a small object that turns model outputs into named, weighted losses.
+
+The trainer owns everything else — forward passes, backward, optimiser steps, AMP, DDP — and
+calls a method at three points of an iteration:
+
+1. ``source_losses(src)`` — after the source forward (segmenter update);
+2. ``target_losses(tgt, discs)`` — after the target forward (segmenter update), with the
+   discriminators' parameters frozen, so adversarial terms reach only the segmenter;
+3. ``discriminator_losses(src, tgt, discs)`` — on *detached* outputs (discriminator update).
+
+``src`` / ``tgt`` are :class:`Pass` records: the segmenter's output, the labels (None for the
+unlabelled target) and the input image size.
+
+Each returns ``{name: (weight, value)}``; the trainer minimises Σ weight·value and logs the raw
+values, so the weights stay visible in the logs. ``metrics`` (e.g. discriminator accuracy) are
+logged, never optimised.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from udaseg import losses as L
+from udaseg.models import SegmentorOutput
+
+Terms = dict[str, tuple[float, torch.Tensor]]
+
+
+class Pass(NamedTuple):
+    """One domain's forward pass in an iteration."""
+
+    out: SegmentorOutput
+    labels: torch.Tensor | None  # (N, H, W) int64, 255 = ignore; None when unlabelled
+    image_size: tuple[int, int]  # (H, W) of the input images
+
+    def detached(self) -> "Pass":
+        o = self.out
+        out = SegmentorOutput(o.logits.detach(), None if o.aux_logits is None else o.aux_logits.detach(),
+                              o.features.detach())
+        return Pass(out, self.labels, self.image_size)
+
+
+class Method:
+    name = "base"
+    DEFAULTS: dict[str, Any] = {"lambda_seg_aux": 0.1}  # ADVENT/AdaptSegNet LAMBDA_SEG_AUX
+    uses_source = True  # the segmenter trains on labelled source images
+    uses_target_images = False  # target images pass through the segmenter
+    target_needs_grad = True  # False: target forward only refreshes train-mode BN statistics
+    uses_target_labels = False  # an oracle: never a domain-adaptation result
+
+    def __init__(self, cfg: dict, num_classes: int, feature_channels: int, multi_level: bool):
+        self.cfg = {**self.DEFAULTS, **{k: v for k, v in cfg.items() if k != "name"}}
+        self.num_classes = num_classes
+        self.feature_channels = feature_channels
+        self.multi_level = multi_level
+
+    # -- discriminators ---------------------------------------------------------------------
+    def build_discriminators(self) -> dict[str, nn.Module]:
+        return {}
+
+    # -- losses -----------------------------------------------------------------------------
+    def source_losses(self, src: Pass) -> Terms:
+        return self.segmentation_terms(src.out, src.labels)
+
+    def target_losses(self, tgt: Pass, discs: dict[str, nn.Module]) -> Terms:
+        return {}
+
+    def discriminator_losses(self, src: Pass, tgt: Pass, discs: dict[str, nn.Module]) -> tuple[Terms, dict[str, float]]:
+        """Terms for the discriminators' update, and metrics (e.g. accuracy) to log."""
+        return {}, {}
+
+    # -- shared pieces ----------------------------------------------------------------------
+    def segmentation_terms(self, out: SegmentorOutput, labels: torch.Tensor, prefix: str = "seg") -> Terms:
+        """L_seg (eq. 1) on the main head, plus λ_seg_aux × L_seg on the aux head if present."""
+        terms: Terms = {prefix: (1.0, L.segmentation_loss(out.logits, labels))}
+        if out.aux_logits is not None and self.cfg["lambda_seg_aux"] > 0:
+            terms[prefix + "_aux"] = (self.cfg["lambda_seg_aux"], L.segmentation_loss(out.aux_logits, labels))
+        return terms
+
+
+def upsample_like(logits: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear upsampling with align_corners=True, as ADVENT/AdaptSegNet's ``interp_target``."""
+    return torch.nn.functional.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
+
+
+def binary_accuracy(d_logits_s: torch.Tensor, d_logits_t: torch.Tensor) -> float:
+    """Fraction of D's outputs on the right side of 0 (source < 0, target > 0)."""
+    right = (d_logits_s < 0).sum() + (d_logits_t > 0).sum()
+    return float(right) / (d_logits_s.numel() + d_logits_t.numel())
