@@ -279,7 +279,10 @@ class Trainer:
         if state.get("num_classes") != self.cfg["model"]["num_classes"] or state.get("arch") != self.cfg["model"]["arch"]:
             raise ValueError(f"{path}: checkpoint is {state.get('arch')} with {state.get('num_classes')} classes; "
                              f"the config wants {self.cfg['model']['arch']} with {self.cfg['model']['num_classes']}")
-        self.model.load_state_dict(state["segmentor"])
+        weights = state["segmentor"]
+        if not self.model.multi_level:  # a multi-level checkpoint initialises a single-level net
+            weights = {k: v for k, v in weights.items() if not k.startswith("aux_classifier.")}
+        self.model.load_state_dict(weights)
 
     def save(self, name: str, it: int) -> Path:
         path = self.run_dir / "checkpoints" / name

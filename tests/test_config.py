@@ -1,0 +1,69 @@
+"""Configs: defaults, _base_ chains, dotted overrides, and errors that name the key."""
+from pathlib import Path
+
+import pytest
+
+from udaseg.config import ConfigError, load_config, parse_override
+from udaseg.methods import METHODS
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_parse_override_types():
+    assert parse_override("train.iters=2000") == {"train": {"iters": 2000}}
+    assert parse_override("method.lambda_ent=2e-3") == {"method": {"lambda_ent": 0.002}}
+    assert parse_override("data.source.transforms.crop=[512, 256]") == {"data": {"source": {"transforms": {"crop": [512, 256]}}}}
+    assert parse_override("model.pretrained=null") == {"model": {"pretrained": None}}
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_override("train.iters")
+
+
+def test_base_chain_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: a\ntrain: {iters: 10, lr: 1e-3}\nmethod: {name: fada}\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain: {iters: 20}\nmethod: {lambda_adv: 0.01}\n")
+    cfg = load_config(tmp_path / "child.yaml", ["train.lr=5e-4", "method.temperature=2"])
+    assert cfg["name"] == "a" and cfg["train"]["iters"] == 20
+    assert cfg["train"]["lr"] == 5e-4 and isinstance(cfg["train"]["lr"], float)
+    assert cfg["method"]["lambda_adv"] == 0.01 and cfg["method"]["temperature"] == 2.0
+    assert cfg["method"]["clip"] == 0.9  # untouched method defaults stay
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.itres=3", r"unknown config key 'train.itres'; did you mean 'train.iters'"),
+    ("train.iters=abc", r"'train.iters' must be an integer, got 'abc'"),
+    ("train.lr=fast", r"'train.lr' must be a number"),
+    ("model.multi_level=3", r"'model.multi_level' must be true/false"),
+    ("method.lambda_ent=0.1", r"unknown config key 'method.lambda_ent'"),  # source_only has no entropy term
+    ("method.name=dann", r"unknown method 'dann'"),
+    ("data=3", r"'data' must be a mapping"),
+])
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml not found"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_resolves(path):
+    cfg = load_config(path)
+    assert cfg["method"]["name"] in METHODS
+
+
+def test_paper_settings_in_shipped_configs():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    cfg = load_config(root / "gta5_cityscapes" / "fgd_ent.yaml")
+    assert cfg["model"]["arch"] == "deeplabv2_resnet101" and cfg["model"]["num_classes"] == 19
+    assert (cfg["train"]["pretrain_iters"], cfg["train"]["iters"]) == (20000, 40000)
+    assert cfg["data"]["source"]["transforms"]["resize"] == [1280, 720]
+    assert cfg["data"]["target"]["transforms"]["resize"] == [1024, 512]
+    m = cfg["method"]
+    assert (m["lambda_adv"], m["lambda_ent"], m["temperature"], m["clip"], m["d_weight"]) == (0.001, 0.001, 1.8, 0.9, 0.5)
+    syn = load_config(root / "synthia_cityscapes" / "fgd_ent.yaml")
+    assert syn["model"]["num_classes"] == 16 and syn["data"]["source"]["transforms"]["resize"] == [1280, 760]

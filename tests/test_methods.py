@@ -1,0 +1,150 @@
+"""Each method's loss terms: names, reference weights, and values worked out by hand."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from udaseg.methods import METHODS, build_method, method_defaults
+from udaseg.methods.base import Pass
+from udaseg.methods.fada import domain_accuracy
+from udaseg.models import SegmentorOutput
+
+K, C = 2, 8  # classes, feature channels
+
+
+class ConstD(nn.Module):
+    """A stand-in discriminator whose logits are a fixed value everywhere."""
+
+    def __init__(self, channels, value=0.0, stride=1):
+        super().__init__()
+        self.channels, self.value, self.stride = channels, value, stride
+        self.seen = None
+
+    def forward(self, x):
+        self.seen = x
+        n, _, h, w = x.shape
+        return torch.full((n, self.channels, h // self.stride, w // self.stride), self.value)
+
+
+def _pass(logits, aux=True, size=(16, 16), labels=None):
+    out = SegmentorOutput(logits, logits.clone() if aux else None, torch.randn(1, C, *logits.shape[-2:]))
+    return Pass(out, labels, size)
+
+
+def _method(name, multi_level=True, **cfg):
+    return build_method({"name": name, **cfg}, K, C, multi_level)
+
+
+def test_registry_and_reference_defaults():
+    assert set(METHODS) == {"source_only", "bn_control", "target_only", "adaptsegnet", "minent", "advent", "fada", "fgd_ent"}
+    assert method_defaults("fada") == {"lambda_seg_aux": 0.1, "lambda_adv": 0.001, "d_weight": 0.5, "temperature": 1.8,
+                                       "clip": 0.9, "d_input": "features", "loss_resolution": "feature",
+                                       "seg_temperature": 1.0}
+    assert method_defaults("minent")["lambda_ent"] == 0.001 and method_defaults("minent")["lambda_ent_aux"] == 0.0002
+    assert method_defaults("adaptsegnet")["lambda_adv"] == 0.001 and method_defaults("adaptsegnet")["lambda_adv_aux"] == 0.0002
+    assert method_defaults("fgd_ent")["lambda_ent"] == 0.001
+
+
+def test_source_losses_main_plus_tenth_aux():
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    terms = _method("source_only").source_losses(_pass(torch.zeros(1, K, 4, 4), labels=labels))
+    assert {k: w for k, (w, _) in terms.items()} == {"seg": 1.0, "seg_aux": 0.1}
+    assert terms["seg"][1].item() == pytest.approx(math.log(2))  # uniform over 2 classes
+    single = _method("source_only", multi_level=False).source_losses(_pass(torch.zeros(1, K, 4, 4), aux=False, labels=labels))
+    assert set(single) == {"seg"}
+
+
+def test_fada_seg_temperature_option():
+    # logits (1.8, 0) at T = 1.8 become (1, 0): CE for class 0 = ln(1 + e^-1) = 0.3132617
+    logits = torch.tensor([1.8, 0.0]).view(1, 2, 1, 1).expand(1, 2, 4, 4).clone()
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    t = _method("fada", seg_temperature=1.8).source_losses(_pass(logits, labels=labels, size=(4, 4)))
+    assert t["seg"][1].item() == pytest.approx(0.3132617, abs=1e-6)
+    plain = _method("fada").source_losses(_pass(logits, labels=labels, size=(4, 4)))
+    assert plain["seg"][1].item() == pytest.approx(math.log(1 + math.exp(-1.8)), abs=1e-6)
+
+
+def test_fada_adversarial_and_discriminator_terms_by_hand():
+    m = _method("fada")
+    d = ConstD(2 * K)
+    # zero logits: a = softmax(0/1.8) = (½, ½); zero D logits: log-softmax = −ln 4 on all 2K channels
+    # L_adv = Σ_k a_k · ln 4 = ln 4; each D term likewise ln 4, weighted 0.5
+    tgt = _pass(torch.zeros(1, K, 4, 4))
+    terms = m.target_losses(tgt, {"d_fine": d})
+    assert {k: w for k, (w, _) in terms.items()} == {"adv_fine": 0.001}
+    assert terms["adv_fine"][1].item() == pytest.approx(math.log(4))
+    assert d.seen is tgt.out.features  # D sees the layer4 features
+    dterms, metrics = m.discriminator_losses(_pass(torch.zeros(1, K, 4, 4)), tgt, {"d_fine": d})
+    assert {k: (w, round(v.item(), 6)) for k, (w, v) in dterms.items()} == {
+        "d_fine_src": (0.5, round(math.log(4), 6)), "d_fine_tgt": (0.5, round(math.log(4), 6))}
+    assert metrics["d_fine_acc"] == 0.0  # exactly ½ mass per half is "not right" for either side
+
+
+def test_fada_input_resolution_and_softmax_input():
+    m = _method("fada", loss_resolution="input", d_input="softmax")
+    d = ConstD(2 * K)
+    terms = m.target_losses(_pass(torch.zeros(1, K, 4, 4), size=(16, 16)), {"d_fine": d})
+    assert d.seen.shape == (1, K, 4, 4) and torch.allclose(d.seen, torch.full_like(d.seen, 0.5))
+    assert terms["adv_fine"][1].item() == pytest.approx(math.log(4))
+    assert m.build_discriminators()["d_fine"].in_channels == K
+    with pytest.raises(ValueError, match="d_input must be 'features' or 'softmax', got 'layer3'"):
+        _method("fada", d_input="layer3")
+
+
+def test_fgd_ent_adds_entropy_with_its_weights():
+    m = _method("fgd_ent")
+    terms = m.target_losses(_pass(torch.zeros(1, K, 4, 4)), {"d_fine": ConstD(2 * K)})
+    assert {k: w for k, (w, _) in terms.items()} == {"adv_fine": 0.001, "ent": 0.001, "ent_aux": 0.0002}
+    assert terms["ent"][1].item() == pytest.approx(1.0)  # uniform prediction: normalised entropy 1
+    # a confident prediction: p = (e^4/(e^4+1), 1/(e^4+1)) = (.9820138, .0179862);
+    # H = .9820138·.0181499 + .0179862·4.0181499 = .0900947 nats; / ln 2 = .1299793
+    confident = torch.tensor([4.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 4, 4).clone()
+    t2 = _method("minent").target_losses(_pass(confident, aux=False), {})
+    assert set(t2) == {"ent"}  # no aux output, no aux term
+    assert t2["ent"][1].item() == pytest.approx(0.1299793, abs=1e-6)
+
+
+def test_adaptsegnet_levels_and_bce_by_hand():
+    m = _method("adaptsegnet")
+    discs = m.build_discriminators()
+    assert set(discs) == {"d_main", "d_aux"} and discs["d_main"].in_channels == K
+    assert set(_method("adaptsegnet", multi_level=False).build_discriminators()) == {"d_main"}
+    d = {"d_main": ConstD(1, value=2.0), "d_aux": ConstD(1, value=0.0)}
+    terms = m.target_losses(_pass(torch.zeros(1, K, 4, 4), size=(16, 16)), d)
+    # D sees the upsampled softmax; target labelled as source (0): softplus(2) = 2.126928
+    assert d["d_main"].seen.shape == (1, K, 16, 16)
+    assert {k: w for k, (w, _) in terms.items()} == {"adv_main": 0.001, "adv_aux": 0.0002}
+    assert terms["adv_main"][1].item() == pytest.approx(math.log(1 + math.e ** 2), abs=1e-6)
+    dterms, metrics = m.discriminator_losses(_pass(torch.zeros(1, K, 4, 4)), _pass(torch.zeros(1, K, 4, 4)), d)
+    # source with logit 2 vs label 0: softplus(2); target vs label 1: softplus(−2)
+    assert dterms["d_main_src"][1].item() == pytest.approx(math.log(1 + math.e ** 2), abs=1e-6)
+    assert dterms["d_main_tgt"][1].item() == pytest.approx(math.log(1 + math.e ** -2), abs=1e-6)
+    assert dterms["d_main_src"][0] == 0.5 and metrics["d_main_acc"] == 0.5
+
+
+def test_advent_feeds_self_information():
+    m = _method("advent", multi_level=False)
+    d = {"d_main": ConstD(1)}
+    m.target_losses(_pass(torch.zeros(1, K, 4, 4), aux=False, size=(8, 8)), d)
+    # uniform p = ½: −½·ln ½ / ln 2 = ½ per class
+    assert torch.allclose(d["d_main"].seen, torch.full((1, K, 8, 8), 0.5))
+
+
+def test_control_and_oracle_flags():
+    assert not METHODS["source_only"].uses_target_images
+    bn = METHODS["bn_control"]
+    assert bn.uses_target_images and not bn.target_needs_grad and bn.uses_source
+    oracle = METHODS["target_only"]
+    assert oracle.uses_target_labels and not oracle.uses_source
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    assert set(_method("target_only").target_losses(_pass(torch.zeros(1, K, 4, 4), labels=labels), {})) == {"seg", "seg_aux"}
+
+
+def test_domain_accuracy_by_hand():
+    # 2 source pixels with source mass .73 and .27, 2 target pixels with source mass .27 and .73
+    hi, lo = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0, 0.0])
+    s = torch.stack([hi, lo], -1).view(1, 4, 1, 2)
+    t = torch.stack([lo, hi], -1).view(1, 4, 1, 2)
+    assert domain_accuracy(s, t, 2) == 0.5
+    assert domain_accuracy(s[..., :1], t[..., :1], 2) == 1.0
