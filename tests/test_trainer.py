@@ -178,15 +178,23 @@ def test_ddp_two_processes_equal_one_process(bench, tmp_path):
     base = ["method.name=fgd_ent", "train.iters=3", "train.val_every=0", "model.bn_mode=frozen",
             "data.source.transforms={resize: [64, 32], hflip: 0.5}"]
     single = Trainer(tiny_config(bench, [*base, "data.batch_size=2"]), tmp_path / "single", progress=False)
+    init = {"segmentor": {k: v.clone() for k, v in single.model.state_dict().items()},
+            "discriminators": {k: v.clone() for k, v in single.discs.state_dict().items()}}
     single.train()
     cfg = tiny_config(bench, [*base, "data.batch_size=1"])
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path / "ddp", tmp_path / "ddp.pt"),
                                 nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
-    # SGD moves weights by lr·g: float noise in g stays ~1e-7. Adam's early steps are ~lr·sign(g),
-    # so an element whose gradient is ~0 can move by a fraction of lr_d on float noise alone.
+    # Float summation order differs between 1 and 2 processes, so equality is up to noise that is
+    # small against how far training moved each tensor: ≤ 2% of its largest change (a DDP bug —
+    # grads not averaged, other samples — is of the order of the change itself). Adam's early
+    # steps are ~lr·sign(g), so on a D weight whose gradient is ~0 noise can reach a part of lr_d.
     lr_d = cfg["train"]["lr_d"]
-    tol = {"segmentor": 1e-6, "discriminators": 0.1 * lr_d}
     for key, ref in (("segmentor", single.model.state_dict()), ("discriminators", single.discs.state_dict())):
         for k, v in ref.items():
-            assert torch.allclose(v, ddp[key][k], atol=tol[key], rtol=0), f"{key}.{k} differs"
+            if not v.is_floating_point():
+                continue
+            change = float((v - init[key][k]).abs().max())
+            tol = max(0.02 * change, 1e-7) if key == "segmentor" else max(0.02 * change, 0.1 * lr_d)
+            diff = float((v - ddp[key][k]).abs().max())
+            assert diff <= tol, f"{key}.{k} differs by {diff:.3g}; training changed it by {change:.3g}"

@@ -41,36 +41,13 @@ def _cmd_data_summary(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    """The main job: the embedded benchmark end to end. (Grows with the trainer and evaluator.)"""
-    from udaseg.data.demo import demo_is_complete, write_demo
+    """The main job: the embedded benchmark end to end."""
+    from udaseg.pipeline import run_demo
 
     data = Path(args.data)
-    if not demo_is_complete(data, seed=args.seed):
-        print(f"writing the embedded benchmark to {data} (seed {args.seed}) ...")
-        t0 = time.time()
-        write_demo(data, seed=args.seed, workers=args.workers)
-        print(f"  done in {time.time() - t0:.1f} s")
-    else:
-        print(f"using the embedded benchmark in {data}")
-    _check_loads(data)
-    print((data / "DATA.md").read_text())
+    run_demo(data, args.runs, seed=args.seed, workers=args.workers, progress=sys.stderr.isatty(),
+             data_kwargs=None, overrides=args.overrides)
     return 0
-
-
-def _check_loads(data: Path) -> None:
-    """Open one item of every split through the real readers, as training and evaluation will."""
-    from udaseg.data import datasets as D
-
-    splits = {
-        "source (GTA5 layout)": D.gta5(data / "gta5", split_list="train.txt"),
-        "source (SYNTHIA layout)": D.synthia(data / "synthia", num_classes=16),
-        "target train (Cityscapes layout, unlabelled)": D.cityscapes(data / "cityscapes", "train", with_labels=False),
-        "target val (Cityscapes layout)": D.cityscapes(data / "cityscapes", "val"),
-    }
-    for what, ds in splits.items():
-        item = ds[0]
-        h, w = item["image"].shape[-2:]
-        print(f"  {what}: {len(ds)} images, first {item['name']} {w}×{h}")
 
 
 def _cmd_train(args) -> int:
@@ -113,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on the embedded benchmark")
     demo.add_argument("--data", default="data/demo", help="where the benchmark is (written if absent)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--runs", default="runs/demo", help="where the runs go")
     demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    demo.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. train.iters=400")
     demo.set_defaults(func=_cmd_demo)
 
     tr = sub.add_parser("train", help="train from a YAML config with key=value overrides")
