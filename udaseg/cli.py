@@ -2,7 +2,9 @@
 
     udaseg demo [--data DIR]              the main job on the embedded benchmark
     udaseg train CONFIG [key=value ...]   train (both stages of the paper when configured)
-    udaseg evaluate CHECKPOINT            evaluate a checkpoint on its config's val split
+    udaseg evaluate CHECKPOINT|RUN_DIR …  evaluate checkpoints on their config's val split
+    udaseg predict CHECKPOINT IMAGES… --out DIR   colour / overlay / entropy / labelId outputs
+    udaseg report RUN_DIR… --out report.html      one self-contained HTML report
     udaseg data demo --out DIR [--seed N] write the embedded synthetic→real benchmark
     udaseg data summary DIR               print a written benchmark's summary
 
@@ -64,25 +66,6 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _cmd_evaluate(args) -> int:
-    import torch
-
-    from udaseg.config import resolve
-    from udaseg.engine.checkpoint import load_checkpoint
-    from udaseg.engine.evaluation import format_table
-    from udaseg.engine.trainer import build_val_loader, evaluate_model, load_segmentor, resolve_device
-
-    state = load_checkpoint(args.checkpoint)
-    cfg = resolve(state["config"], args.overrides)
-    device = resolve_device(cfg["train"]["device"])
-    model = load_segmentor(state, device)
-    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg["train"]["amp"]]
-    result = evaluate_model(model, cfg, device, build_val_loader(cfg), amp)
-    print(format_table({Path(args.checkpoint).name: result}))
-    print(", ".join(f"{k} {100 * v:.2f}" for k, v in result.miou.items()))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="udaseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -102,10 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the val split of its config")
-    ev.add_argument("checkpoint")
-    ev.add_argument("overrides", nargs="*", help="e.g. data.val.root=/data/cityscapes eval.flip=true")
-    ev.set_defaults(func=_cmd_evaluate)
+    from udaseg.cli_eval import add_commands
+
+    add_commands(sub)  # evaluate, predict, report
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     dd = data.add_parser("demo", help="write the embedded synthetic→real benchmark")

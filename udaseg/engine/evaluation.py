@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from udaseg.data import labels as L
 from udaseg.data.labels import IGNORE_INDEX
+from udaseg.engine.inference import predict_probs
 
 
 class ConfusionMatrix:
@@ -91,7 +91,7 @@ class EvalResult:
         return self.miou[f"mIoU{self.num_classes}"]
 
     def to_dict(self) -> dict:
-        names = L.class_names(self.num_classes) if self.num_classes in (16, 19) else [str(i) for i in range(self.num_classes)]
+        names = class_labels(self.num_classes)
         return {
             "num_images": self.num_images,
             "pixel_accuracy": self.pixel_accuracy,
@@ -110,33 +110,27 @@ def result_from_matrix(cm: ConfusionMatrix, num_images: int) -> EvalResult:
         miou={name: cm.miou(idx) for name, idx in protocols(cm.num_classes).items()}, num_images=num_images)
 
 
-@torch.no_grad()
 def predict_logits(model, images: torch.Tensor, norm: str, size, *, flip: bool = False,
                    autocast_dtype=None, channels_last: bool = False) -> torch.Tensor:
-    """Softmax probabilities (N, K, H, W) at ``size``, optionally averaged with the flipped input."""
-    from udaseg.engine.inputs import normalize_images
+    """Softmax probabilities (N, K, H, W) at ``size``, optionally averaged with the flipped input.
 
-    x = normalize_images(images, norm)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    views = [x, x.flip(-1)] if flip else [x]
-    probs = None
-    for i, v in enumerate(views):
-        with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits = model(v).logits
-        p = F.softmax(F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True), dim=1)
-        if i == 1:
-            p = p.flip(-1)
-        probs = p if probs is None else probs + p
-    return probs / len(views)
+    Kept for callers of the first API; :func:`udaseg.engine.inference.predict_probs` does the work
+    (and adds multi-scale and sliding-window inference)."""
+    return predict_probs(model, images, norm, size, flip=flip, autocast_dtype=autocast_dtype,
+                         channels_last=channels_last)
 
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool = False,
-             autocast_dtype=None, channels_last: bool = False, class_map=None, progress=None) -> EvalResult:
-    """Evaluate on a labelled loader: logits upsampled to the label size, argmax, one matrix.
+             scales=(1.0,), window=None, stride=None, autocast_dtype=None, channels_last: bool = False,
+             class_map=None, progress=None, on_batch=None) -> EvalResult:
+    """Evaluate on a labelled loader: softmax at the label size (logits upsampled bilinearly,
+    ``align_corners=True``), argmax, one confusion matrix over all pixels.
 
-    ``class_map``: optional LUT applied to predictions (e.g. 19 → 16 classes).
+    ``class_map``: optional LUT applied to predictions (e.g. 19 → 16 classes). ``scales``,
+    ``window``, ``stride``: test-time multi-scale / sliding window, see
+    :func:`udaseg.engine.inference.predict_probs`. ``on_batch(pred, batch)``: called with each
+    batch's (N, H, W) predicted class indices (after ``class_map``), e.g. to write them out.
     """
     was_training = model.training
     model.eval()
@@ -145,37 +139,93 @@ def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool =
     lut = None if class_map is None else torch.as_tensor(class_map, device=device).long()
     try:
         for batch in (progress(loader) if progress else loader):
+            if "label" not in batch:
+                raise ValueError(f"cannot evaluate on {_dataset_name(loader)}: it has no labels")
             labels = batch["label"].to(device)
-            probs = predict_logits(model, batch["image"].to(device), norm, labels.shape[-2:], flip=flip,
-                                   autocast_dtype=autocast_dtype, channels_last=channels_last)
+            probs = predict_probs(model, batch["image"].to(device), norm, labels.shape[-2:], flip=flip,
+                                  scales=scales, window=window, stride=stride, autocast_dtype=autocast_dtype,
+                                  channels_last=channels_last)
             pred = probs.argmax(1)
+            del probs
             if lut is not None:
                 pred = lut[pred]
-            cm.update(pred, labels)
+            try:
+                cm.update(pred, labels)
+            except ValueError as exc:
+                raise ValueError(f"{', '.join(batch.get('name', []))}: {exc}") from None
+            if on_batch is not None:
+                on_batch(pred, batch)
             n += labels.shape[0]
     finally:
         model.train(was_training)
+    if n == 0:
+        raise ValueError(f"{_dataset_name(loader)}: the split holds no images to evaluate")
     return result_from_matrix(cm, n)
 
 
-def format_table(results: dict[str, EvalResult], baseline: str | None = None) -> str:
+def _dataset_name(loader) -> str:
+    ds = getattr(loader, "dataset", None)
+    return getattr(ds, "name", None) or "the evaluation split"
+
+
+PROTOCOL_NOTES = {
+    "mIoU19": "all 19 Cityscapes classes (GTA5→Cityscapes)",
+    "mIoU16": "the 16 SYNTHIA classes (no terrain, truck, train)",
+    "mIoU13": "the 16 without wall, fence, pole (SYNTHIA mIoU*)",
+}
+
+
+def eval_class_map(cfg: dict):
+    """(number of evaluated classes, LUT from model classes to them or None): a 19-class model
+    can be scored in the 16-class protocol (``eval.num_classes=16``)."""
+    k_model = cfg["model"]["num_classes"]
+    k_eval = cfg["eval"]["num_classes"] or k_model
+    if k_eval == k_model:
+        return k_eval, None
+    if (k_model, k_eval) != (19, 16):
+        raise ValueError(f"cannot evaluate a {k_model}-class model in {k_eval} classes")
+    return k_eval, L.TRAINID19_TO_16[:19]
+
+
+def class_labels(num_classes: int) -> list[str]:
+    """Class names of a 19/16-class set (Cityscapes order); indices as text otherwise."""
+    return list(L.class_names(num_classes)) if num_classes in (16, 19) else [str(i) for i in range(num_classes)]
+
+
+def format_table(results: dict[str, EvalResult], baseline: str | None = None, *,
+                 all_protocols: bool = False) -> str:
     """Per-class IoU (%) of several results in the paper's layout: classes as columns in
-    Cityscapes order, mIoU last; with ``baseline``, a row of gains of the last result over it."""
+    Cityscapes order, mIoU last; with ``baseline``, a row of gains of the last result over it.
+
+    ``all_protocols``: end with one column per protocol the class set allows (e.g. mIoU19,
+    mIoU16, mIoU13 for 19 classes), the model's own first, instead of a single "mIoU"."""
     if not results:
         return ""
-    k = next(iter(results.values())).num_classes
-    names = L.class_names(k) if k in (16, 19) else [str(i) for i in range(k)]
-    short = [n[:5] for n in names]
+    ks = {r.num_classes for r in results.values()}
+    if len(ks) > 1:
+        raise ValueError(f"cannot put results with {sorted(ks)} classes into one table")
+    k = ks.pop()
+    short = [n[:5] for n in class_labels(k)]
+    first = next(iter(results.values()))
+    keys = list(first.miou) if all_protocols else [f"mIoU{k}"]
+    heads = keys if all_protocols else ["mIoU"]
     width = max(12, *(len(r) for r in results))
-    head = f"{'':<{width}} " + " ".join(f"{s:>5}" for s in short) + f" {'mIoU':>6}"
+    head = f"{'':<{width}} " + " ".join(f"{s:>5}" for s in short) + "".join(f" {h:>6}" for h in heads)
     lines = [head]
     for name, r in results.items():
         cells = " ".join(" nan " if math.isnan(v) else f"{100 * v:5.1f}" for v in r.iou)
-        lines.append(f"{name:<{width}} {cells} {100 * r.main_miou:6.1f}")
+        lines.append(f"{name:<{width}} {cells}" + "".join(f" {100 * r.miou[key]:6.1f}" for key in keys))
     if baseline is not None and len(results) > 1:
         last = list(results.values())[-1]
         base = results[baseline]
         cells = " ".join(f"{100 * (a - b):+5.1f}" if not (math.isnan(a) or math.isnan(b)) else "  -  "
                          for a, b in zip(last.iou, base.iou))
-        lines.append(f"{'gain':<{width}} {cells} {100 * (last.main_miou - base.main_miou):+6.1f}")
+        lines.append(f"{'gain':<{width}} {cells}"
+                     + "".join(f" {100 * (last.miou[key] - base.miou[key]):+6.1f}" for key in keys))
     return "\n".join(lines)
+
+
+def protocol_legend(num_classes: int) -> str:
+    """One line naming each protocol of a class set (which classes each mIoU averages)."""
+    return "; ".join(f"{name}: {PROTOCOL_NOTES.get(name, f'{len(idx)} classes')}"
+                     for name, idx in protocols(num_classes).items())

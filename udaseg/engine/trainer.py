@@ -33,7 +33,7 @@ from udaseg.data import labels as Lb
 from udaseg.data.transforms import build_transforms
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
-from udaseg.engine.evaluation import EvalResult, evaluate
+from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate
 from udaseg.engine.inputs import normalize_images
 from udaseg.engine.run_logger import RunLogger, read_metrics
 from udaseg.engine.sampler import InfiniteBatchSampler
@@ -109,15 +109,10 @@ def build_val_loader(cfg: dict) -> DataLoader:
 
 
 def evaluate_model(model, cfg: dict, device, loader: DataLoader, amp_dtype=None) -> EvalResult:
-    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip)."""
-    ec, mc = cfg["eval"], cfg["model"]
-    k_eval = ec["num_classes"] or mc["num_classes"]
-    class_map = None
-    if k_eval != mc["num_classes"]:
-        if (mc["num_classes"], k_eval) != (19, 16):
-            raise ValueError(f"cannot evaluate a {mc['num_classes']}-class model in {k_eval} classes")
-        class_map = Lb.TRAINID19_TO_16[:19]
-    return evaluate(model, loader, k_eval, mc["input_norm"], device, flip=ec["flip"], autocast_dtype=amp_dtype,
+    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip, scales)."""
+    k_eval, class_map = eval_class_map(cfg)
+    return evaluate(model, loader, k_eval, cfg["model"]["input_norm"], device, flip=cfg["eval"]["flip"],
+                    scales=tuple(cfg["eval"]["scales"]), autocast_dtype=amp_dtype,
                     channels_last=cfg["train"]["channels_last"], class_map=class_map)
 
 

@@ -1,0 +1,226 @@
+"""Confusion matrix, IoU and protocols on hand-made predictions."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from udaseg.engine.evaluation import ConfusionMatrix, format_table, protocols, result_from_matrix
+
+
+def test_confusion_matrix_iou_by_hand():
+    # gt:   0 0 1 1 2 255      pred: 0 1 1 1 0 2
+    gt = torch.tensor([0, 0, 1, 1, 2, 255])
+    pred = torch.tensor([0, 1, 1, 1, 0, 2])
+    cm = ConfusionMatrix(4)
+    cm.update(pred, gt)
+    assert cm.mat.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    iou = cm.iou()
+    # class 0: TP 1, FP 1 (gt 2), FN 1 (pred 1) → 1/3; class 1: 2/(2+1) ; class 2: 0/1; class 3: NaN
+    assert iou[:3].tolist() == pytest.approx([1 / 3, 2 / 3, 0.0])
+    assert math.isnan(iou[3])
+    assert cm.miou() == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)  # NaN class left out
+    assert cm.pixel_accuracy() == pytest.approx(3 / 5)
+    assert cm.predicted_fractions().tolist() == pytest.approx([2 / 5, 3 / 5, 0, 0])
+
+
+def test_confusion_matrix_accumulates_and_checks_input():
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))
+    cm.update(torch.tensor([[1, 1]]), torch.tensor([[0, 1]]))
+    assert cm.mat.tolist() == [[1, 1], [0, 2]]
+    with pytest.raises(ValueError, match=r"prediction \(1, 2\) and label \(1, 3\) differ"):
+        cm.update(torch.zeros(1, 2), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="label holds class 5, outside 0..1"):
+        cm.update(torch.tensor([0]), torch.tensor([5]))
+
+
+def test_protocols_and_subset_means():
+    p19 = protocols(19)
+    assert set(p19) == {"mIoU19", "mIoU16", "mIoU13"} and len(p19["mIoU16"]) == 16 and len(p19["mIoU13"]) == 13
+    p16 = protocols(16)
+    assert p16["mIoU13"] == [0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    cm = ConfusionMatrix(16)
+    t = torch.arange(16)
+    cm.update(t, t)  # perfect on every class ...
+    cm.update(torch.full((1,), 0), torch.full((1,), 3))  # ... except one wall pixel predicted road
+    r = result_from_matrix(cm, 1)
+    # wall IoU 1/2, road 1/2; the 13-class mean drops wall but keeps road
+    assert r.miou["mIoU16"] == pytest.approx((14 + 0.5 + 0.5) / 16)
+    assert r.miou["mIoU13"] == pytest.approx((12 + 0.5) / 13)
+
+
+def test_table_layout_and_gain():
+    a, b = ConfusionMatrix(19), ConfusionMatrix(19)
+    t = torch.arange(19)
+    a.update(t, t)
+    b.update(torch.zeros(19, dtype=torch.long), t)
+    text = format_table({"source_only": result_from_matrix(b, 1), "fgd_ent": result_from_matrix(a, 1)}, baseline="source_only")
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["road", "sidew", "build"] and lines[0].split()[-1] == "mIoU"
+    assert lines[1].split()[-1] == f"{100 * (1 / 19) / 19:.1f}"
+    assert lines[2].split()[-1] == "100.0" and lines[3].startswith("gain")
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation end to end, the official Cityscapes script, checkpoints, CSV / JSON, bad input
+# ----------------------------------------------------------------------------------------------
+import csv  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from shared_runs import tiny_runs  # noqa: E402
+from udaseg.data import labels as L  # noqa: E402
+from udaseg.data.datasets import cityscapes  # noqa: E402
+from udaseg.data.io import DatasetError  # noqa: E402
+from udaseg.data.transforms import build_transforms  # noqa: E402
+from udaseg.engine.eval_checkpoints import BEST_NOTE, evaluate_checkpoints, format_evaluations  # noqa: E402
+from udaseg.engine.evaluation import evaluate  # noqa: E402
+from udaseg.engine.official_check import LabelIdWriter, compare_with_official, labelid_name  # noqa: E402
+
+
+class _StubSegmentor(torch.nn.Module):
+    """Reads the class hidden in the red channel (see :func:`_random_cityscapes_val`) at output
+    stride 2, so predictions are mostly right with errors from noise and upsampling. Class 17
+    (motorcycle) is never predicted and never labelled: its IoU is undefined (NaN)."""
+
+    def forward(self, x):
+        red = (x[:, :1] * 0.229 + 0.485) * 255  # undo the imagenet normalisation
+        centres = torch.tensor([7.0 * lid for lid in L.TRAINID_TO_LABELID]).view(1, 19, 1, 1)
+        logits = -((red - centres) / 6) ** 2
+        logits[:, 17] = -1e4
+        return SimpleNamespace(logits=F.avg_pool2d(logits, 2))
+
+
+def _random_cityscapes_val(root: Path) -> Path:
+    """Two cities with different image sizes; labels drawn from eval classes (not motorcycle,
+    not train), void ids (0, 1, 3) and parking (9, ignored in evaluation). The red channel is
+    7 × labelId plus noise, which the stub segmentor reads back."""
+    rng = np.random.default_rng(7)
+    ids = [0, 1, 3, 9] + [lid for lid in L.TRAINID_TO_LABELID if lid not in (31, 32)]
+    for city, (h, w), n in (("aachen", (36, 60), 2), ("bonn", (40, 52), 1)):
+        (root / "leftImg8bit" / "val" / city).mkdir(parents=True)
+        (root / "gtFine" / "val" / city).mkdir(parents=True)
+        for i in range(n):
+            stem = f"{city}_{i:06d}_000019"
+            lab = np.repeat(np.repeat(rng.choice(ids, size=(h // 12, w // 12)), 12, 0), 12, 1).astype(np.uint8)
+            lab = np.pad(lab, ((0, h - lab.shape[0]), (0, w - lab.shape[1])), mode="edge")
+            lab[rng.random((h, w)) < 0.1] = rng.choice(ids)  # speckles
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            img[..., 0] = np.clip(7.0 * lab + rng.normal(0, 4, (h, w)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png")
+            Image.fromarray(lab, mode="L").save(root / "gtFine" / "val" / city / f"{stem}_gtFine_labelIds.png")
+    return root
+
+
+def test_ours_equal_the_official_cityscapes_script(tmp_path):
+    root = _random_cityscapes_val(tmp_path / "cs")
+    ds = cityscapes(root, "val", transform=build_transforms({"resize_image": [40, 24]}))  # labels stay full size
+    writer = LabelIdWriter(ds, tmp_path / "pred")
+    result = evaluate(_StubSegmentor(), DataLoader(ds, batch_size=1), 19, "imagenet", "cpu", on_batch=writer)
+    assert [p.name for p in writer.predictions][0] == "aachen_000000_000019_gtFine_labelIds.png"
+    assert Image.open(writer.predictions[2]).size == (52, 40) and Image.open(writer.predictions[2]).mode == "L"
+    check = compare_with_official(result, writer.predictions, writer.ground_truths)
+    assert check.agrees, check.summary()
+    for name in L.CLASSES_19:  # to 1e-6, NaN exactly where theirs is NaN
+        ours, theirs = check.ours[name], check.official[name]
+        assert (math.isnan(ours) and math.isnan(theirs)) or abs(ours - theirs) <= 1e-6, name
+    assert abs(check.miou_ours - check.miou_official) <= 1e-6
+    # the case is not trivial: many classes partly right, one undefined, one labelled but never predicted
+    assert sum(0 < v < 1 for v in result.iou) >= 10
+    assert math.isnan(result.iou[17]) and math.isnan(check.official["motorcycle"])
+    assert result.num_images == 3
+
+
+def test_labelid_names():
+    assert labelid_name("frankfurt_000000_000294_leftImg8bit") == "frankfurt_000000_000294_gtFine_labelIds.png"
+    assert labelid_name("holiday") == "holiday_labelIds.png"
+
+
+def test_format_table_with_all_protocols():
+    cm = ConfusionMatrix(16)
+    t = torch.arange(16)
+    cm.update(t, t)
+    text = format_table({"a": result_from_matrix(cm, 1)}, all_protocols=True)
+    head = text.splitlines()[0].split()
+    assert head[-2:] == ["mIoU16", "mIoU13"] and head[0] == "road" and len(head) == 18
+    assert text.splitlines()[1].split()[-2:] == ["100.0", "100.0"]
+
+
+@pytest.fixture(scope="module")
+def two_stage_run(tmp_path_factory):
+    """A source-only stage then fgd_ent, 2 iterations each, validated every iteration."""
+    runs = tiny_runs(tmp_path_factory)
+    return runs["fgd_ent"], runs["bench"]
+
+
+def test_evaluate_run_dirs_into_one_table_with_marks_files_and_official_check(two_stage_run, tmp_path):
+    run, _ = two_stage_run
+    lines = []
+    evals = evaluate_checkpoints([run / "source_only", run], out_dir=tmp_path / "out", official_check=True,
+                                 log=lines.append)
+    for e in evals:
+        assert e.official is not None and e.official.agrees, e.official.summary()
+    marks = {(e.ref.run_dir.name, e.ref.path.name): e.ref.marks for e in evals}
+    for stage in ("source_only", "fgd_ent"):
+        last = next(e for e in evals if e.ref.run_dir.name == stage and "last" in e.ref.marks)
+        best = [e for e in evals if e.ref.run_dir.name == stage and e.ref.path.name == "best.pt"]
+        # best.pt evaluated separately only when it is another iteration than last.pt
+        assert ("best" in last.ref.marks) == (not best), marks
+    text = format_evaluations(evals)
+    assert BEST_NOTE in text and "mIoU19 mIoU16 mIoU13" in " ".join(text.split())
+    assert "fgd_ent/source_only/last.pt" in text  # rows name their run when several runs share a table
+    rows = list(csv.DictReader(open(tmp_path / "out" / "eval_val.csv")))
+    assert len(rows) == len(evals) and rows[0]["marks"].startswith("last") and "bicycle" in rows[0]
+    doc = json.loads((tmp_path / "out" / "eval_val.json").read_text(), parse_constant=pytest.fail)  # no NaN
+    assert doc["checkpoints"][0]["official_check"]["agrees"] is True
+    assert set(doc["checkpoints"][0]["iou"]) == set(L.CLASSES_19)
+    assert {p.name for p in (tmp_path / "out" / "predictions_labelIds").iterdir()} >= {"fgd_ent_source_only_last", "fgd_ent_last"}
+
+
+def test_evaluate_options_write_into_the_run_dir(two_stage_run):
+    run, _ = two_stage_run
+    # network input 32×16: at scale 1, two 32×8 windows; at scale 0.5 the input fits one window
+    evals = evaluate_checkpoints([run / "checkpoints" / "last.pt"], scales=[0.5, 1.0], window=(32, 8), stride=(32, 8))
+    assert not evals[0].settings["flip"] and evals[0].settings["scales"] == [0.5, 1.0]
+    assert evals[0].settings["window"] == [32, 8]
+    assert (run / "eval_val_ms0.5-1_slide32x8.json").is_file()
+
+
+def test_evaluate_bad_input_names_the_file(two_stage_run, tmp_path):
+    run, bench = two_stage_run
+    last = run / "checkpoints" / "last.pt"
+    with pytest.raises(ValueError, match=r"last\.pt: checkpoint has 19 classes but the config asks for model.num_classes=16"):
+        evaluate_checkpoints([last], overrides=["model.num_classes=16"], out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"last\.pt: dataset Cityscapes val .* has 16 classes but model.num_classes is 19"):
+        evaluate_checkpoints([last], overrides=["data.val.num_classes=16"], out_dir=tmp_path)
+    empty = tmp_path / "empty"
+    (empty / "leftImg8bit" / "val" / "x").mkdir(parents=True)
+    (empty / "gtFine" / "val").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=rf"no \*_leftImg8bit.png files under {empty}/leftImg8bit/val"):
+        evaluate_checkpoints([last], data_root=empty, out_dir=tmp_path)
+    # labels resized with the image: the official check needs predictions at the label file's size
+    with pytest.raises(ValueError, match=r"c_000000_000019_gtFine_labelIds.png: label file is 64×32 but the prediction is 32×16"):
+        evaluate_checkpoints([last], overrides=["data.val.transforms={resize: [32, 16]}"], official_check=True,
+                             out_dir=tmp_path)
+    with pytest.raises(ValueError, match="scores 19 classes"):
+        evaluate_checkpoints([last], overrides=["eval.num_classes=16"], official_check=True, out_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere.pt not found"):
+        evaluate_checkpoints([tmp_path / "nowhere.pt"])
+
+
+def test_evaluate_cli_takes_overrides_after_options(two_stage_run, tmp_path, capsys):
+    from udaseg.cli_eval import build_parser
+
+    run, _ = two_stage_run
+    args = build_parser().parse_args(["evaluate", str(run / "checkpoints" / "last.pt"), "--flip", "--out",
+                                      str(tmp_path), "eval.num_classes=16", "train.device=cpu"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "mIoU16 mIoU13" in " ".join(out.split()) and "flip on" in out
+    assert (tmp_path / "eval_val_flip.csv").is_file()
