@@ -28,6 +28,7 @@ from udaseg import viz
 from udaseg.data import labels as Lb
 from udaseg.engine.evaluation import EvalResult, class_labels, protocol_legend
 from udaseg.engine.inference import predict_probs
+from udaseg.engine.run_logger import read_metrics
 
 _PROTO_ORDER = ("mIoU19", "mIoU16", "mIoU13")
 
@@ -62,19 +63,6 @@ class RunInfo:
         return self.name + (" [oracle]" if self.oracle else "")
 
 
-def _read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill mid-write
-            continue
-    return out
-
-
 def load_run(run_dir, checkpoint: str = "last") -> RunInfo:
     """A run directory's meta.json, metrics and chosen checkpoint (``last`` or ``best``)."""
     from udaseg.engine.eval_checkpoints import run_name
@@ -88,8 +76,8 @@ def load_run(run_dir, checkpoint: str = "last") -> RunInfo:
     if not ckpt.is_file():
         raise FileNotFoundError(f"{run_dir}: no checkpoint {ckpt.relative_to(run_dir)} (has the run finished a stage?)")
     name = run_name(run_dir)
-    stage1 = _read_metrics(run_dir / "source_only") if (run_dir / "source_only" / "metrics.jsonl").is_file() else []
-    return RunInfo(run_dir, name, meta, _read_metrics(run_dir), stage1, ckpt)
+    stage1 = read_metrics(run_dir / "source_only") if (run_dir / "source_only" / "metrics.jsonl").is_file() else []
+    return RunInfo(run_dir, name, meta, read_metrics(run_dir), stage1, ckpt)
 
 
 # ----------------------------------------------------------------------------------------------
