@@ -198,3 +198,62 @@ def test_ddp_two_processes_equal_one_process(bench, tmp_path):
             tol = max(0.02 * change, 1e-7) if key == "segmentor" else max(0.02 * change, 0.1 * lr_d)
             diff = float((v - ddp[key][k]).abs().max())
             assert diff <= tol, f"{key}.{k} differs by {diff:.3g}; training changed it by {change:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: non-finite loss, disk full, unwritable output, mismatched resume
+# ---------------------------------------------------------------------------------------------
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(bench, tmp_path):
+    from udaseg.engine.trainer import NonFiniteLossError
+
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=6", "train.checkpoint_every=2", "train.val_every=0"])
+    t = Trainer(cfg, tmp_path, progress=False)
+    real = t.method.target_losses
+
+    def poisoned(tgt, discs):  # the 4th iteration's entropy term becomes NaN
+        terms = real(tgt, discs)
+        if t._iter == 3:
+            terms["ent"] = (terms["ent"][0], terms["ent"][1] * float("nan"))
+        return terms
+
+    t.method.target_losses = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"iteration 4: non-finite loss \(ent = nan\).*last good checkpoint is .*last\.pt"):
+        t.train()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == 2
+
+
+def test_disk_full_during_checkpoint_keeps_the_previous_one(bench, tmp_path, monkeypatch):
+    import errno
+
+    import udaseg.engine.checkpoint as ck
+
+    cfg = tiny_config(bench, ["train.iters=4", "train.checkpoint_every=2", "train.val_every=0"])
+    Trainer(cfg, tmp_path, progress=False).train(stop_at=3)  # last.pt at iteration 2
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    t = Trainer(cfg, tmp_path, resume=True, progress=False)
+
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck.torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"could not write checkpoint .*last\.pt at iteration 4 .*No space left.*previous last\.pt is intact"):
+        t.train()
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    assert not list((tmp_path / "checkpoints").glob(".*tmp"))
+
+
+def test_unwritable_output_directory_is_named(bench, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OSError, match=r"output directory .*a_file/run is not writable"):
+        Trainer(tiny_config(bench, ["train.iters=1"]), tmp_path / "a_file" / "run", progress=False)
+
+
+def test_resume_with_another_class_count_is_refused(bench, tmp_path):
+    Trainer(tiny_config(bench, ["train.iters=2", "train.checkpoint_every=1", "train.val_every=0"]), tmp_path,
+            progress=False).train(stop_at=2)  # last.pt at iteration 1
+    cfg16 = tiny_config(bench, ["train.iters=2", "model.num_classes=16", "data.source.kind=synthia",
+                                "data.source.root=" + str(bench / "gta5")])
+    with pytest.raises(ValueError, match="cannot resume from .*deeplabv2_resnet18 with 19 classes .* with 16 classes"):
+        Trainer(cfg16, tmp_path, resume=True, progress=False)

@@ -108,11 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from udaseg.config import ConfigError
     from udaseg.data.io import DatasetError
+    from udaseg.engine.trainer import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, ConfigError, FileNotFoundError, ValueError) as exc:  # bad input: one clear line, no traceback
+    except (DatasetError, ConfigError, OSError, ValueError, NonFiniteLossError) as exc:  # bad input: one clear line, no traceback
         print(f"udaseg: error: {exc}", file=sys.stderr)
         return 2
 

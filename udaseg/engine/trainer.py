@@ -45,6 +45,21 @@ from udaseg.models import build_segmentor
 LAST, BEST = "last.pt", "best.pt"
 
 
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; raised before it can touch the weights."""
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail early, naming the folder, if the run directory cannot be created or written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"output directory {run_dir} is not writable ({exc.strerror or exc})") from None
+
+
 def poly_lr(base: float, it: int, total: int, power: float) -> float:
     return base * (1 - it / total) ** power if total > 0 else base
 
@@ -177,6 +192,8 @@ class Trainer:
             self.discs_ddp = torch.nn.ModuleDict({k: DDP(d, device_ids=ids) for k, d in self.discs.items()})
 
         self._build_data()
+        if self.dist.is_main:
+            check_writable(self.run_dir)
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
         if self.dist.is_main:
             self._write_run_files(resume)
@@ -253,9 +270,12 @@ class Trainer:
         }
 
     def _restore(self, state: dict) -> None:
-        if state["arch"] != self.cfg["model"]["arch"] or state["method"] != self.method.name:
-            raise ValueError(f"cannot resume: checkpoint is {state['arch']}/{state['method']}, config is "
-                             f"{self.cfg['model']['arch']}/{self.method.name}")
+        want = (self.cfg["model"]["arch"], self.cfg["model"]["num_classes"], self.method.name)
+        have = (state["arch"], state["num_classes"], state["method"])
+        if have != want:
+            raise ValueError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: it is {have[0]} with "
+                             f"{have[1]} classes trained by {have[2]}; the config is {want[0]} with {want[1]} "
+                             f"classes and method {want[2]}")
         self.model.load_state_dict(state["segmentor"])
         self.discs.load_state_dict(state["discriminators"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -282,7 +302,11 @@ class Trainer:
     def save(self, name: str, it: int) -> Path:
         path = self.run_dir / "checkpoints" / name
         if self.dist.is_main:
-            save_checkpoint(path, self.state_dict(it))
+            try:
+                save_checkpoint(path, self.state_dict(it))
+            except OSError as exc:  # disk full, read-only: the previous file is untouched
+                raise OSError(f"could not write checkpoint {path} at iteration {it} ({exc}); "
+                              f"the previous {name} is intact") from None
         return path
 
     # ------------------------------------------------------------------------------------------
@@ -303,6 +327,14 @@ class Trainer:
         return Pass(out, labels, tuple(x.shape[-2:]))
 
     def _backward(self, terms: Terms, logs: dict) -> None:
+        # Checked before backward: the weights stay those of the last finite step, and the last
+        # checkpoint on disk stays the last good one.
+        bad = [name for name, (_, v) in terms.items() if not bool(torch.isfinite(v.detach()))]
+        if bad:
+            values = ", ".join(f"{n} = {float(terms[n][1].detach()):.4g}" for n in bad)
+            raise NonFiniteLossError(
+                f"iteration {self._iter + 1}: non-finite loss ({values}); training stopped. The last good "
+                f"checkpoint is {self.run_dir / 'checkpoints' / LAST} (lower the LR or a loss weight, then --resume)")
         total = sum(w * v for w, v in terms.values())
         self.scaler.scale(total).backward()
         for name, (_, v) in terms.items():
@@ -323,6 +355,7 @@ class Trainer:
         """One iteration; returns (raw loss values, metrics)."""
         self.model_ddp.train()
         self.discs.train()
+        self._iter = it
         lr = self.set_lr(it)
         logs, metrics = {}, {"lr": lr}
         self.opt_g.zero_grad(set_to_none=True)
