@@ -34,3 +34,19 @@ def test_ablation_script_tiny(tiny_demo, tmp_path):
     # re-running skips everything already evaluated
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "seed 0:" not in again.stdout
+
+
+def test_train_step_benchmark_prints_ratio_and_flops():
+    out = subprocess.run([sys.executable, "benchmarks/train_step.py", "--settings", "demo", "--steps", "1", "--warmup", "0"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "speed-up udaseg / reference:" in out.stdout and "GFLOP/s achieved" in out.stdout
+    assert "peak RSS" in out.stdout
+
+
+def test_gpu_check_runs_as_a_cpu_smoke():
+    out = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--arch", "deeplabv2_resnet18",
+                          "--source", "32x64", "--target", "32x64", "--iters", "1", "--warmup", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "images/s" in out.stdout
