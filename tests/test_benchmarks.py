@@ -50,3 +50,17 @@ def test_gpu_check_runs_as_a_cpu_smoke():
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "images/s" in out.stdout
+
+
+def test_data_pipeline_benchmark_tiny(tmp_path):
+    out = subprocess.run([sys.executable, "benchmarks/data_pipeline.py", "--images", "1", "--passes", "1",
+                          "--dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ratio udaseg / reference:" in out.stdout
+
+
+def test_eval_throughput_benchmark_tiny():
+    out = subprocess.run([sys.executable, "benchmarks/eval_throughput.py", "--arch", "deeplabv2_resnet18", "--images", "1",
+                          "--input", "64x32", "--label", "128x64"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "images/s" in out.stdout
