@@ -71,3 +71,34 @@ def test_build_transforms_order_and_errors():
         T.build_transforms({"crop": 5})
     with pytest.raises(ValueError, match="unknown color_jitter key.*'hue'"):
         T.build_transforms({"color_jitter": {"hue": 0.1}})
+
+
+def _jitter_reference(image, fb, fc, fs, order):
+    """The three operations one after the other on the whole image, in float64."""
+    img = image.astype(np.float64)
+    w = np.array([0.299, 0.587, 0.114])
+    for i in order:
+        if i == 0:
+            img = img * fb
+        elif i == 1:
+            m = (img @ w).mean()
+            img = (img - m) * fc + m
+        else:
+            g = (img @ w)[..., None]
+            img = (img - g) * fs + g
+    return np.clip(np.floor(img + 0.5), 0, 255)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_color_jitter_equals_sequential_operations_in_its_random_order(seed):
+    rng_img = np.random.default_rng(100 + seed)
+    image = rng_img.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    cj = T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4)
+    out, _ = cj(image, None, np.random.default_rng(seed))
+    # replay the generator's draws: three factors, then the order
+    r = np.random.default_rng(seed)
+    fb, fc, fs = (r.uniform(0.6, 1.4) for _ in range(3))
+    order = r.permutation(3)
+    expected = _jitter_reference(image, fb, fc, fs, order)
+    assert np.abs(out.astype(int) - expected).max() <= 1  # float32 vs float64 rounding at .5
+    assert (np.abs(out.astype(int) - expected) > 0).mean() < 0.02

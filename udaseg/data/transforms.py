@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -101,41 +102,44 @@ class RandomHorizontalFlip:
 
 @dataclass
 class ColorJitter:
-    """Random brightness, contrast and saturation factors in [1 − x, 1 + x], in random order.
+    """Random brightness, contrast and saturation factors in [1 − x, 1 + x], applied in a random
+    order, without clipping in between (one rounding at the end). Image only. (No hue jitter: it
+    needs an HSV round trip and the references do not use it.)
 
-    Image only. (No hue jitter: it needs an HSV round trip and the references do not use it.)
+    brightness: x → f·x; contrast: x → f·x + (1 − f)·m, m the image's grey mean; saturation:
+    x → f·x + (1 − f)·grey(x). Brightness and contrast are scalar affine maps, and saturation
+    commutes with those (the grey weights sum to 1) and keeps the grey mean, so any order equals
+    A·saturation(x) + B with (A, B) composed on scalars: one pass over the pixels instead of three
+    (the full-image version cost 27 ms at 1280×720, more than the bicubic resize).
     """
 
     brightness: float = 0.0
     contrast: float = 0.0
     saturation: float = 0.0
+    GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
     def __call__(self, image, label, rng):
-        ops = [(self._brightness, self.brightness), (self._contrast, self.contrast), (self._saturation, self.saturation)]
-        factors = [rng.uniform(1 - x, 1 + x) if x > 0 else None for _, x in ops]
+        amounts = (self.brightness, self.contrast, self.saturation)
+        factors = [rng.uniform(1 - x, 1 + x) if x > 0 else None for x in amounts]
+        order = rng.permutation(3)
         img = image.astype(np.float32)
-        for i in rng.permutation(len(ops)):
-            if factors[i] is not None:
-                img = ops[i][0](img, factors[i])
-        return np.clip(img + 0.5, 0, 255).astype(np.uint8), label
-
-    @staticmethod
-    def _grey(img):
-        return img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-    @staticmethod
-    def _brightness(img, f):
-        return img * f
-
-    @classmethod
-    def _contrast(cls, img, f):
-        mean = cls._grey(img).mean()
-        return (img - mean) * f + mean
-
-    @classmethod
-    def _saturation(cls, img, f):
-        grey = cls._grey(img)[..., None]
-        return (img - grey) * f + grey
+        mean = float(np.asarray(cv2.mean(image)[:3]) @ self.GREY)  # grey mean (numpy's strided mean: 11 ms)
+        a, b = 1.0, 0.0  # the scalar affine map x → a·x + b composed so far
+        for i in order:
+            f = factors[i]
+            if f is None or i == 2:
+                continue  # saturation commutes with the scalar maps: applied below
+            m = a * mean + b  # grey mean at this point of the chain
+            a, b = (a * f, b * f) if i == 0 else (a * f, b * f + (1 - f) * m)
+        if factors[2] is not None:
+            f = factors[2]
+            grey = img @ (self.GREY * (1 - f))
+            img *= f
+            img += grey[..., None]
+        img *= a
+        img += b + 0.5
+        np.clip(img, 0, 255, out=img)
+        return img.astype(np.uint8), label
 
 
 class Compose:
