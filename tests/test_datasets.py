@@ -1,7 +1,6 @@
 """Each reader on small fixtures written in the real formats, and the bad inputs it must name."""
 import warnings
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image

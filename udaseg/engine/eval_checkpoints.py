@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from udaseg.data import labels as Lb
 from udaseg.engine.evaluation import EvalResult, class_labels, eval_class_map, evaluate, format_table, protocol_legend
 
 BEST_NOTE = ("note: 'best' is the checkpoint with the highest val mIoU, picked with the very target labels it is "

@@ -110,16 +110,6 @@ def result_from_matrix(cm: ConfusionMatrix, num_images: int) -> EvalResult:
         miou={name: cm.miou(idx) for name, idx in protocols(cm.num_classes).items()}, num_images=num_images)
 
 
-def predict_logits(model, images: torch.Tensor, norm: str, size, *, flip: bool = False,
-                   autocast_dtype=None, channels_last: bool = False) -> torch.Tensor:
-    """Softmax probabilities (N, K, H, W) at ``size``, optionally averaged with the flipped input.
-
-    Kept for callers of the first API; :func:`udaseg.engine.inference.predict_probs` does the work
-    (and adds multi-scale and sliding-window inference)."""
-    return predict_probs(model, images, norm, size, flip=flip, autocast_dtype=autocast_dtype,
-                         channels_last=channels_last)
-
-
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool = False,
              scales=(1.0,), window=None, stride=None, autocast_dtype=None, channels_last: bool = False,

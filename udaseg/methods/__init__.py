@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from udaseg.methods.adaptsegnet import AdaptSegNet
 from udaseg.methods.advent import AdvEnt, MinEnt
-from udaseg.methods.base import Method, Pass, Terms
+from udaseg.methods.base import Method
 from udaseg.methods.fada import FADA
 from udaseg.methods.fgd_ent import FGDEnt
 from udaseg.methods.source_only import BNControl, SourceOnly, TargetOnly
