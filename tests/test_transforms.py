@@ -102,3 +102,18 @@ def test_color_jitter_equals_sequential_operations_in_its_random_order(seed):
     expected = _jitter_reference(image, fb, fc, fs, order)
     assert np.abs(out.astype(int) - expected).max() <= 1  # float32 vs float64 rounding at .5
     assert (np.abs(out.astype(int) - expected) > 0).mean() < 0.02
+
+
+def test_resize_image_matches_pillow_bicubic():
+    """The fast uint8 kernel against the references' Pillow BICUBIC resize (down and up)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    image = np.asarray(Image.fromarray(base).resize((191, 105), Image.BICUBIC))  # smooth-ish content
+    for size in ((128, 72), (64, 40), (300, 160)):
+        ours = T.resize_image(image, size).astype(int)
+        ref = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC)).astype(int)
+        assert ours.shape == ref.shape
+        d = np.abs(ours - ref)
+        assert d.max() <= 2 and d.mean() < 0.05, (size, d.max(), d.mean())

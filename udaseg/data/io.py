@@ -30,12 +30,26 @@ def _open(path: Path) -> Image.Image:
     return im
 
 
+# EXIF orientation ignored, as Pillow (and so the references' loaders) ignore it
+_CV2_RGB = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """An image file → (H, W, 3) uint8 RGB. Grey, palette and RGBA images are converted."""
-    im = _open(Path(path))
+    """An image file → (H, W, 3) uint8 RGB. Grey, palette and RGBA images are converted.
+
+    Decoded by OpenCV (a 1914×1052 PNG: 36 ms vs Pillow's 43); when OpenCV cannot read the file
+    (a truncated file, a format it lacks) Pillow reads it or says precisely what is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    bgr = cv2.imread(str(path), _CV2_RGB)
+    if bgr is not None:
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    im = _open(path)
     if im.mode != "RGB":
         im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8)
+    return np.array(im, dtype=np.uint8)
 
 
 def read_id_label(path: str | os.PathLike) -> np.ndarray:
