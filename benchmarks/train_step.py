@@ -10,7 +10,8 @@ of CPU threads for both variants; each variant runs in its own process so its pe
 own. The reference-style step: fp32, contiguous memory layout, classifier logits and D logits
 upsampled to the full image size before the soft-label and entropy losses (as FADA does), two D
 forward passes on target features. udaseg's step: ``Trainer.step`` with the config's
-``train.amp=bf16`` and ``train.channels_last=true`` and losses at feature resolution.
+``train.amp=bf16``, ``train.channels_last=true``, ``train.malloc_tuning=true`` and losses at
+feature resolution.
 
 Prints seconds per step, images/s, peak RSS, the ratio, and the achieved GFLOP/s of the udaseg
 step (``torch.utils.flop_counter``) against matmul / 3×3-conv peaks measured in the same run.
@@ -55,7 +56,7 @@ def _tiny_data(root: Path):
 
 
 def _trainer(setting, amp: str, channels_last: bool, loss_resolution: str, device: str = "cpu",
-             multi_level: bool = False, bn_mode: str = "trainable"):
+             multi_level: bool = False, bn_mode: str = "trainable", malloc_tuning: bool = True):
     """A real udaseg Trainer for fgd_ent (data paths point at a tiny written benchmark; the
     benchmarks feed their own synthetic batches to ``Trainer.step``)."""
     from udaseg.config import load_config
@@ -67,7 +68,8 @@ def _trainer(setting, amp: str, channels_last: bool, loss_resolution: str, devic
         f"model.multi_level={str(multi_level).lower()}", f"model.bn_mode={bn_mode}", f"data.source.root={data / 'gta5'}",
         f"data.target.root={data / 'cityscapes'}", f"data.val.root={data / 'cityscapes'}", "data.workers=0",
         f"train.amp={amp}", f"train.channels_last={str(channels_last).lower()}", "train.iters=1000",
-        "train.val_every=0", "train.image_every=0", f"train.device={device}"])
+        "train.val_every=0", "train.image_every=0", f"train.device={device}",
+        f"train.malloc_tuning={str(malloc_tuning).lower()}"])
     return Trainer(cfg, tempfile.mkdtemp(prefix="udaseg_bench_run_"), progress=False)
 
 
@@ -79,7 +81,7 @@ def project_step(setting):
 
 def reference_step(setting):
     """FADA's train_adv.py loop, on our model and discriminator modules."""
-    t = _trainer(setting, "none", False, "input")
+    t = _trainer(setting, "none", False, "input", malloc_tuning=False)  # FADA has no allocator tuning
     model, disc = t.model, t.discs["d_fine"]
     opt_g, opt_d = t.opt_g, t.opt_d
     from udaseg.engine.inputs import normalize_images

@@ -77,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
         "log_every": 20,
         "image_every": 1000,  # TensorBoard images (source/target, prediction, entropy)
         "deterministic": False,
+        # keep freed memory mapped between steps (glibc mallopt; udaseg/engine/memory.py)
+        "malloc_tuning": True,
     },
     "eval": {
         "num_classes": None,  # evaluate in another class set than the model's (e.g. 16)

@@ -34,6 +34,7 @@ from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate
 from udaseg.engine.inputs import normalize_images
+from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.run_logger import RunLogger, read_metrics
 from udaseg.engine.sampler import InfiniteBatchSampler
 from udaseg.losses import entropy_map
@@ -152,6 +153,8 @@ class Trainer:
         if mc["bn_mode"] == "sync" and self.dist.enabled and self.device.type != "cuda":
             raise ValueError("model.bn_mode=sync needs CUDA (torch's SyncBatchNorm runs on GPUs only); "
                              "use model.bn_mode=trainable for multi-process CPU runs")
+        if tc["malloc_tuning"]:
+            keep_freed_memory_mapped()
         if tc["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg["seed"])
