@@ -56,7 +56,8 @@ def test_exact_resume_after_interruption(bench, tmp_path):
 
 def test_resume_after_sigkill_matches_uninterrupted_run(bench, tmp_path):
     """A real kill -9 of `udaseg train` at an arbitrary moment, then --resume."""
-    overrides = ["method.name=adaptsegnet", "train.iters=12", "train.checkpoint_every=3", "train.val_every=0",
+    # long enough that the kill lands well before the end however fast the machine is
+    overrides = ["method.name=adaptsegnet", "train.iters=30", "train.checkpoint_every=3", "train.val_every=0",
                  "data.workers=1"]
     cfg = tiny_config(bench, overrides)
     cfg_path = tmp_path / "cfg.yaml"
@@ -72,8 +73,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(bench, tmp_path):
     time.sleep(0.1)  # let it get into a later iteration (or a checkpoint write)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert load_checkpoint(last)["iteration"] < 12, "the run finished before it could be killed"
-    subprocess.run(cmd + ["--resume"], cwd=REPO, check=True, capture_output=True)
+    assert load_checkpoint(last)["iteration"] < 30, "the run finished before it could be killed"
+    resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     ref = Trainer(cfg, tmp_path / "ref", progress=False).train()
     _assert_same_state(load_checkpoint(ref["last"]), load_checkpoint(last))
     assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp"))
@@ -263,3 +265,21 @@ def test_malloc_tuning_is_accepted_by_glibc():
     from udaseg.engine.memory import keep_freed_memory_mapped
 
     assert keep_freed_memory_mapped() is True  # glibc (this platform) takes all three settings
+
+
+def test_snapshots_are_kept_and_evaluated_as_a_run(bench, tmp_path):
+    from udaseg.engine.eval_checkpoints import evaluate_checkpoints
+
+    cfg = tiny_config(bench, ["train.iters=4", "train.keep_every=2", "train.val_every=2"])
+    Trainer(cfg, tmp_path, progress=False).train()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert names == ["best.pt", "iter_000002.pt", "iter_000004.pt", "last.pt"]
+    snap = load_checkpoint(tmp_path / "checkpoints" / "iter_000002.pt")
+    assert snap["iteration"] == 2 and "opt_g" not in snap
+    evals = evaluate_checkpoints([tmp_path])
+    # one row per iteration: last (= iter_000004, maybe = best) and iteration 2 (maybe = best)
+    assert sorted(e.iteration for e in evals) == [2, 4]
+    rows = {e.iteration: e.ref.marks for e in evals}
+    assert "last" in rows[4] and "iter_000004" in rows[4]
+    assert next(e.ref.path.name for e in evals if e.iteration == 2) == "iter_000002.pt"
+    assert sum("best" in m for m in rows.values()) == 1

@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",  # auto | cpu | cuda
         "val_every": 2000,
         "checkpoint_every": 2000,
+        "keep_every": 0,  # also keep a weights-only snapshot iter_NNNNNN.pt every N iterations (0: off)
         "log_every": 20,
         "image_every": 1000,  # TensorBoard images (source/target, prediction, entropy)
         "deterministic": False,

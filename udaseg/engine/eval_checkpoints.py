@@ -186,8 +186,8 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
                          progress: bool = False, log=None) -> list[CheckpointEval]:
     """Evaluate checkpoint files and run directories (all their checkpoints), write
     ``eval_<split><tag>.csv`` / ``.json`` into each run directory (or all into ``out_dir``), and
-    return the evaluations. ``best.pt`` is skipped when it is the same iteration as ``last.pt``
-    (the row is then marked "last, best"). ``official_check`` also scores each checkpoint's
+    return the evaluations. A checkpoint of the same run and iteration as one already evaluated
+    (``best.pt`` or a snapshot at ``last.pt``'s iteration) is folded into its row ("last, best"). ``official_check`` also scores each checkpoint's
     predictions with the Cityscapes official script (labelId PNGs kept beside the CSV)."""
     from udaseg.engine.checkpoint import load_checkpoint
 
@@ -196,12 +196,10 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
     for ref in refs:
         state = load_checkpoint(ref.path)
         it = int(state.get("iteration", -1))
-        if "best" in ref.marks:
-            twin = next((e for e in evals if e.ref.run_dir == ref.run_dir and "last" in e.ref.marks
-                         and e.iteration == it), None)
-            if twin is not None:  # best.pt is last.pt's iteration: the same weights, one row marked both
-                twin.ref.marks.append("best")
-                continue
+        twin = next((e for e in evals if e.ref.run_dir == ref.run_dir and e.iteration == it), None)
+        if twin is not None:  # e.g. best.pt or a snapshot at last.pt's iteration: same weights, one row
+            twin.ref.marks.extend(ref.marks or [ref.path.stem])
+            continue
         cfg = evaluation_config(state, ref.path, overrides, data_root=data_root, split=split)
         dest = Path(out_dir) if out_dir else ref.run_dir
         official_dir = None

@@ -311,6 +311,15 @@ class Trainer:
                               f"the previous {name} is intact") from None
         return path
 
+    def save_snapshot(self, it: int) -> Path:
+        """A weights-only ``iter_NNNNNN.pt`` (no optimiser or RNG state): enough to evaluate,
+        predict or initialise from, so ``udaseg evaluate RUN_DIR`` can tabulate a run's history."""
+        path = self.run_dir / "checkpoints" / f"iter_{it:06d}.pt"
+        if self.dist.is_main:
+            heavy = ("discriminators", "opt_g", "opt_d", "scaler", "rng")
+            save_checkpoint(path, {k: v for k, v in self.state_dict(it).items() if k not in heavy})
+        return path
+
     # ------------------------------------------------------------------------------------------
     # one iteration
     # ------------------------------------------------------------------------------------------
@@ -442,6 +451,8 @@ class Trainer:
             if tc["checkpoint_every"] and it % tc["checkpoint_every"] == 0 and it < total:
                 self.save(LAST, it)
                 barrier(self.dist)
+            if tc["keep_every"] and it % tc["keep_every"] == 0:
+                self.save_snapshot(it)
         if bar is not None:
             bar.close()
         result = self._validate(it) if tc["val_every"] else None
