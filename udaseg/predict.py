@@ -24,12 +24,10 @@ import torch
 from PIL import Image
 
 from udaseg import viz
-from udaseg.data.io import IMAGE_EXTENSIONS, DatasetError, image_size, read_rgb
+from udaseg.data.io import IMAGE_EXTENSIONS, DatasetError, image_size, name_files, read_rgb
 from udaseg.data.transforms import resize_image
 from udaseg.engine.inference import predict_probs
 from udaseg.engine.official_check import labelid_name, write_labelids
-
-_MAX_NAMED = 10
 
 
 @dataclass
@@ -37,11 +35,6 @@ class ImageItem:
     path: Path
     rel: Path  # where its outputs go, relative to the output folder (keeps sub-folders of an input folder)
     size: tuple[int, int]  # (W, H)
-
-
-def _named(paths) -> str:
-    paths = [str(p) for p in paths]
-    return ", ".join(paths[:_MAX_NAMED]) + (f" and {len(paths) - _MAX_NAMED} more" if len(paths) > _MAX_NAMED else "")
 
 
 def collect_images(inputs) -> tuple[list[ImageItem], list[Path]]:
@@ -171,9 +164,9 @@ def predict_images(checkpoint, inputs, out_dir, *, batch_size: int = 4, flip=Non
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     items, skipped = collect_images(inputs)
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} non-image file(s): {_named(skipped)}", stacklevel=2)
+        warnings.warn(f"skipped {len(skipped)} non-image file(s): {name_files(skipped)}", stacklevel=2)
     if not items:
-        raise DatasetError(f"no images found in {_named(inputs)}")
+        raise DatasetError(f"no images found in {name_files(inputs)}")
     state = load_checkpoint(checkpoint)
     cfg = evaluation_config(state, checkpoint, overrides)
     device = resolve_device(cfg["train"]["device"])

@@ -21,17 +21,9 @@ import torch
 from torch.utils.data import Dataset
 
 from udaseg.data import labels as L
-from udaseg.data.io import IMAGE_EXTENSIONS, DatasetError, image_size, read_id_label, read_rgb, read_synthia_label
+from udaseg.data.io import (IMAGE_EXTENSIONS, DatasetError, image_size, name_files, read_id_label, read_rgb,
+                            read_synthia_label)
 from udaseg.data.transforms import Compose, resize_label
-
-_MAX_NAMED = 10  # how many file names a warning lists before "and N more"
-
-
-def _named(items) -> str:
-    items = list(items)
-    head = ", ".join(str(i) for i in items[:_MAX_NAMED])
-    return head + (f" and {len(items) - _MAX_NAMED} more" if len(items) > _MAX_NAMED else "")
-
 
 def _require_dir(path: Path, what: str, layout: str) -> None:
     if not path.is_dir():
@@ -125,7 +117,7 @@ def _pair_up(names, image_of, label_of, what: str) -> list[tuple[Path, Path]]:
         else:
             missing.append(img if not img.is_file() else lab)
     if missing:
-        warnings.warn(f"{what}: skipped {len(missing)} pair(s) with a missing file: {_named(missing)}", stacklevel=3)
+        warnings.warn(f"{what}: skipped {len(missing)} pair(s) with a missing file: {name_files(missing)}", stacklevel=3)
     return pairs
 
 
@@ -222,7 +214,7 @@ def image_folder(root, *, transform=None, recursive=False) -> SegmentationDatase
         except DatasetError:
             bad.append(p)
     if bad:
-        warnings.warn(f"{root}: skipped {len(bad)} non-image file(s): {_named(bad)}", stacklevel=2)
+        warnings.warn(f"{root}: skipped {len(bad)} non-image file(s): {name_files(bad)}", stacklevel=2)
     if not good:
         raise DatasetError(f"{root}: no images found")
     return SegmentationDataset(good, lut=L.LABELID_TO_TRAINID, max_known_id=L.MAX_LABELID, num_classes=19,

@@ -19,6 +19,12 @@ class DatasetError(ValueError):
     """A dataset file or folder is missing, unreadable or not in the expected format."""
 
 
+def name_files(items, limit: int = 10) -> str:
+    """The first ``limit`` names for a message, then "and N more"."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def _open(path: Path) -> Image.Image:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
