@@ -39,6 +39,17 @@ class RunLogger:
                 if key not in ("iter", "time", "kind") and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.tb.add_scalar(f"{record.get('kind', 'train')}/{key}", value, step)
 
+    def drop_after(self, it: int) -> None:
+        """Rewrite metrics.jsonl (atomically) without the records of iterations after ``it``."""
+        if not self.enabled:
+            return
+        from udaseg.engine.checkpoint import atomic_write_text
+
+        self._metrics.close()
+        keep = [r for r in read_metrics(self.run_dir) if r.get("iter", 0) <= it]
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+        self._metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
+
     def text(self, line: str) -> None:
         if self.enabled:
             self._text.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {line}\n")

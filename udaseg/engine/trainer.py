@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import random
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate
 from udaseg.engine.inputs import normalize_images
 from udaseg.engine.memory import keep_freed_memory_mapped
-from udaseg.engine.run_logger import RunLogger, read_metrics
+from udaseg.engine.run_logger import RunLogger
 from udaseg.engine.sampler import InfiniteBatchSampler
 from udaseg.losses import entropy_map
 from udaseg.methods import build_method
@@ -236,16 +235,10 @@ class Trainer:
         }
         atomic_write_json(self.run_dir / "meta.json", meta)
         if resume and self.start_iter:
-            self._drop_metrics_after(self.start_iter)
+            # a killed run logged iterations past its last checkpoint; they are logged again now
+            self.logger.drop_after(self.start_iter)
         if self.method.uses_target_labels:
             self.logger.text("ORACLE: this run trains on TARGET LABELS (an upper bound, not adaptation)")
-
-    def _drop_metrics_after(self, it: int) -> None:
-        """A killed run logged iterations past its last checkpoint; the resumed run logs them again."""
-        self.logger._metrics.close()
-        keep = [r for r in read_metrics(self.run_dir) if r.get("iter", 0) <= it]
-        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
-        self.logger._metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
 
     # ------------------------------------------------------------------------------------------
     # checkpoints
