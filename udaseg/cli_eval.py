@@ -5,6 +5,7 @@
                     [--sliding W,H] [--out DIR] [--official-check] [key=value ...]
     udaseg predict CHECKPOINT IMAGES... --out DIR [--batch-size N] [--flip]
     udaseg report RUN_DIR... --out report.html
+    udaseg report runs/ablation/ablation.json --out ablation.html
 """
 from __future__ import annotations
 
@@ -94,7 +95,16 @@ def _cmd_predict(args) -> int:
 
 def _cmd_report(args) -> int:
     from udaseg.report import write_report
+    from udaseg.report_ablation import is_ablation_results, write_ablation_report
 
+    ablation = [d for d in args.run_dirs if is_ablation_results(d)]
+    if ablation:
+        if len(args.run_dirs) > 1:
+            raise SystemExit(f"udaseg report: {ablation[0]} is an ablation results file; render it on its own "
+                             "(one page per file), not together with run directories")
+        out = write_ablation_report(ablation[0], args.out, title=args.title)
+        print(f"report: {out.resolve()}")
+        return 0
     out = write_report(args.run_dirs, args.out, data_root=args.data, num_images=args.num_images,
                        checkpoint=args.checkpoint, device=args.device, title=args.title,
                        log=lambda line: print(line, file=sys.stderr))
@@ -148,8 +158,10 @@ def add_commands(subparsers) -> None:
     rp = subparsers.add_parser(
         "report", help="one self-contained HTML page comparing runs",
         description="Per-class IoU tables and differences to the first run (put source-only first), a bar "
-                    "chart, predicted class fractions, training curves and a qualitative grid with entropy maps.")
-    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+                    "chart, predicted class fractions, training curves and a qualitative grid with entropy maps. "
+                    "Given an ablation results file (benchmarks/ablation.py's ablation.json, or its folder), "
+                    "renders the ablation's tables instead.")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR|ABLATION_JSON")
     rp.add_argument("--out", default="report.html")
     rp.add_argument("--data", help="root of the target val dataset (default: each run's config)")
     rp.add_argument("--num-images", type=int, default=4, help="rows of the qualitative grid (default 4)")

@@ -13,12 +13,27 @@ from typing import Any
 import torch
 
 
+def _process_umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would briefly race other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file owner-only (0600); give it the mode a plain open() would, so
+        # checkpoints and reports stay readable by the group on a shared cluster
+        os.fchmod(fd, 0o666 & ~_process_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -1,0 +1,128 @@
+"""`udaseg report ablation.json`: the ablation's tables rendered from its results file, with
+hand-computed means, spreads, gains over the BN-only control and gap shares."""
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from udaseg.report_ablation import load_ablation, render_ablation_html, write_ablation_report
+
+REPO = Path(__file__).resolve().parents[1]
+K = 19
+# mIoU (%) per seed; AdaptSegNet (13.2) above FADA (13.0): the paper's ordering does not hold
+MIOU = {"source_only": (10.0, 11.0), "bn_control": (12.0, 13.0), "adaptsegnet": (13.0, 13.4),
+        "fada": (14.0, 12.0), "fgd_ent": (14.5, 12.5), "target_only": (20.0, 21.0)}
+
+
+def _run(miou_pct: float) -> dict:
+    iou = [miou_pct / 100] * K
+    frac = [1.0 / K] * K
+    return {"miou": miou_pct / 100, "iou": iou, "predicted_fractions": frac,
+            "label_fractions": [0.5] + [0.5 / (K - 1)] * (K - 1), "checkpoint": "x.pt"}
+
+
+@pytest.fixture
+def results_file(tmp_path):
+    runs = {f"{seed}/{name}": _run(v[seed]) for seed in (0, 1) for name, v in MIOU.items()}
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"overrides": ["train.iters=200"], "runs": runs}))
+    return path
+
+
+def _row(page: str, label: str) -> list[str]:
+    m = re.search(r"<tr[^>]*><th class=\"run\">" + re.escape(label) + r"</th>(.*?)</tr>", page)
+    assert m, f"no row {label!r}"
+    return re.findall(r"<td[^>]*>(.*?)</td>", m.group(1))
+
+
+def test_summary_table_numbers(results_file):
+    source, results = load_ablation(results_file)
+    page = render_ablation_html(results, source)
+    # FADA: seeds 14.0 / 12.0 → mean 13.0, sample std √2 = 1.4; control mean 12.5 → +0.5;
+    # gap: source-only 10.5 → oracle 20.5, (13.0 − 10.5) / 10 = 25%
+    assert _row(page, "fine-grained D (FADA)") == ["13.0 ± 1.4", "14.0 / 12.0", "+0.5", "25%"]
+    assert _row(page, "BN-only control") == ["12.5 ± 0.7", "12.0 / 13.0", "+0.0", "20%"]
+    assert _row(page, "source-only (stage 1)") == ["10.5 ± 0.7", "10.0 / 11.0", "-2.0", "0%"]
+    assert _row(page, "oracle (target labels)") == ["20.5 ± 0.7", "20.0 / 21.0", "+8.0", "100%"]
+    # runs absent from the file (MinEnt, AdaBN, continue) are not invented
+    assert "MinEnt" not in page and "AdaBN (reference)" not in page
+    assert "beyond the seed spread: <b>no</b>" in page
+    assert "train.iters=200" in page and "seeds 0, 1" in page
+
+
+def test_ordering_verdict_yes_when_steps_exceed_the_spread(results_file):
+    results = json.loads(results_file.read_text())
+    for seed, v in ((0, 16.0), (1, 16.4)):
+        results["runs"][f"{seed}/fgd_ent"] = _run(v)
+        results["runs"][f"{seed}/fada"] = _run(v - 1.5)
+    page = render_ablation_html(results, results_file)
+    assert "beyond the seed spread: <b>yes</b>" in page
+
+
+def test_per_class_tables_mark_thin_classes_and_show_ground_truth(results_file):
+    source, results = load_ablation(results_file)
+    page = render_ablation_html(results, source)
+    assert page.count('<th class="cls thin">') == 2 * 3  # pole, light, sign in both class tables
+    assert [c for c in re.findall(r'<th class="cls thin"><span>(\w+)</span>', page)][:3] == ["pole", "light", "sign"]
+    assert _row(page, "ground truth")[:2] == ["50.0", "2.8"]  # 0.5 / 18 = 2.78%
+    # the per-class IoU table's FADA row: 13.0 in every class (mean of 14 and 12)
+    tables = page.split("<h2>")
+    iou_table = next(t for t in tables if t.startswith("Per-class IoU"))
+    assert _row(iou_table, "fine-grained D (FADA)") == ["13.0"] * K
+    assert 'alt="mIoU per run" src="data:image/png;base64,' in page
+
+
+def test_cli_renders_the_file_or_its_folder(results_file, tmp_path):
+    for arg in (results_file, results_file.parent):
+        out = tmp_path / f"page_{arg.name}.html"
+        proc = subprocess.run([sys.executable, "-m", "udaseg.cli", "report", str(arg), "--out", str(out)],
+                              cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "13.0 ± 1.4" in out.read_text()
+        assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()
+    mixed = subprocess.run([sys.executable, "-m", "udaseg.cli", "report", str(results_file), str(tmp_path / "run"),
+                            "--out", str(tmp_path / "x.html")], cwd=REPO, capture_output=True, text=True)
+    assert mixed.returncode != 0 and "is an ablation results file; render it on its own" in mixed.stderr
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_bad_results_files_are_named(tmp_path):
+    bad = tmp_path / "ablation.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"ablation\.json: not valid JSON"):
+        load_ablation(bad)
+    bad.write_text(json.dumps({"runs": {}}))
+    with pytest.raises(ValueError, match="no 'runs' entries"):
+        load_ablation(bad)
+    run = _run(10.0)
+    del run["predicted_fractions"]
+    bad.write_text(json.dumps({"runs": {"0/fada": run}}))
+    with pytest.raises(ValueError, match=r"ablation\.json: run '0/fada' lacks predicted_fractions"):
+        load_ablation(bad)
+    bad.write_text(json.dumps({"runs": {"fada": _run(10.0)}}))
+    with pytest.raises(ValueError, match=r"run key 'fada' is not '<seed>/<run name>'"):
+        load_ablation(bad)
+    with pytest.raises(FileNotFoundError, match="ablation results .*missing.json not found"):
+        load_ablation(tmp_path / "missing.json")
+
+
+def test_existing_page_survives_a_failed_render(results_file, tmp_path, monkeypatch):
+    import udaseg.report_ablation as ra
+
+    out = tmp_path / "page.html"
+    write_ablation_report(results_file, out)
+    before = out.read_bytes()
+    monkeypatch.setattr(ra, "miou_chart_png", lambda summary: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write_ablation_report(results_file, out)
+    assert out.read_bytes() == before
