@@ -14,7 +14,14 @@ forward passes on target features. udaseg's step: ``Trainer.step`` with the conf
 feature resolution.
 
 Prints seconds per step, images/s, peak RSS, the ratio, and the achieved GFLOP/s of the udaseg
-step (``torch.utils.flop_counter``) against matmul / 3×3-conv peaks measured in the same run.
+step (``torch.utils.flop_counter``; useful work: the ASPP taps that read only padding are not
+computed, so not counted) against matmul / 3×3-conv peaks measured in the same run.
+
+    python benchmarks/train_step.py --aspp           # the ASPP classifier alone, both forms
+
+``--aspp`` times DeepLab-V2's ASPP classifier (layer4 → 19 classes, rates 6/12/18/24) forward +
+backward under bf16 autocast at each setting's feature size, as four dilated convolutions and
+tap by tap (``udaseg/models/aspp_taps.py``), and prints each one's bf16 error against float32.
 """
 from __future__ import annotations
 
@@ -56,7 +63,8 @@ def _tiny_data(root: Path):
 
 
 def _trainer(setting, amp: str, channels_last: bool, loss_resolution: str, device: str = "cpu",
-             multi_level: bool = False, bn_mode: str = "trainable", malloc_tuning: bool = True):
+             multi_level: bool = False, bn_mode: str = "trainable", malloc_tuning: bool = True,
+             aspp_impl: str = "taps"):
     """A real udaseg Trainer for fgd_ent (data paths point at a tiny written benchmark; the
     benchmarks feed their own synthetic batches to ``Trainer.step``)."""
     from udaseg.config import load_config
@@ -69,7 +77,7 @@ def _trainer(setting, amp: str, channels_last: bool, loss_resolution: str, devic
         f"data.target.root={data / 'cityscapes'}", f"data.val.root={data / 'cityscapes'}", "data.workers=0",
         f"train.amp={amp}", f"train.channels_last={str(channels_last).lower()}", "train.iters=1000",
         "train.val_every=0", "train.image_every=0", f"train.device={device}",
-        f"train.malloc_tuning={str(malloc_tuning).lower()}"])
+        f"train.malloc_tuning={str(malloc_tuning).lower()}", f"model.aspp_impl={aspp_impl}"])
     return Trainer(cfg, tempfile.mkdtemp(prefix="udaseg_bench_run_"), progress=False)
 
 
@@ -81,7 +89,8 @@ def project_step(setting):
 
 def reference_step(setting):
     """FADA's train_adv.py loop, on our model and discriminator modules."""
-    t = _trainer(setting, "none", False, "input", malloc_tuning=False)  # FADA has no allocator tuning
+    # FADA: no allocator tuning, ASPP as four dilated convolutions
+    t = _trainer(setting, "none", False, "input", malloc_tuning=False, aspp_impl="dilated_conv")
     model, disc = t.model, t.discs["d_fine"]
     opt_g, opt_d = t.opt_g, t.opt_d
     from udaseg.engine.inputs import normalize_images
@@ -156,6 +165,35 @@ def peaks() -> dict:
     return out
 
 
+def aspp_check(setting_name: str, reps: int = 3) -> None:
+    from udaseg.models import build_segmentor
+    from udaseg.models.deeplabv2 import ASPPClassifier
+
+    s = SETTINGS[setting_name]
+    c_in = build_segmentor(s["arch"], 19, multi_level=False).feature_channels
+    h, w = (d // 8 + 1 for d in s["size"])
+    torch.manual_seed(0)
+    heads = {impl: ASPPClassifier(c_in, 19, impl=impl).to(memory_format=torch.channels_last)
+             for impl in ("dilated_conv", "taps")}
+    heads["taps"].load_state_dict(heads["dilated_conv"].state_dict())
+    x = torch.randn(2 * s["batch"], c_in, h, w).relu().contiguous(memory_format=torch.channels_last)
+    exact = heads["dilated_conv"](x).detach()
+    res = {}
+    for impl, head in heads.items():
+        def fwd_bwd(i):
+            xi = x.clone().requires_grad_(True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y = head(xi)
+            y.float().sum().backward()
+            return y.detach().float()
+        sec = _time(fwd_bwd, reps, 1)
+        err = float((fwd_bwd(0) - exact).abs().mean() / exact.abs().mean())
+        res[impl] = sec
+        print(f"  {impl:<13} {1e3 * sec:8.1f} ms forward+backward, bf16 mean relative error {err:.2e}")
+    print(f"  ASPP speed-up taps / dilated convolutions: {res['dilated_conv'] / res['taps']:.1f}x "
+          f"({2 * s['batch']} × {c_in} × {h} × {w} input)")
+
+
 def run_variant(variant: str, setting_name: str, steps: int, warmup: int) -> dict:
     torch.manual_seed(0)
     setting = SETTINGS[setting_name]
@@ -176,11 +214,17 @@ def main(argv=None):
     p.add_argument("--settings", default="demo,r101")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--aspp", action="store_true", help="time the ASPP classifier alone, both implementations")
     p.add_argument("--variant", choices=["project", "reference"], help=argparse.SUPPRESS)  # one child process
     p.add_argument("--setting", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.setting, args.steps, args.warmup)))
+        return
+    if args.aspp:
+        for name in args.settings.split(","):
+            print(f"== ASPP classifier, {name} ==")
+            aspp_check(name)
         return
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name in args.settings.split(","):

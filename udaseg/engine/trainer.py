@@ -133,7 +133,8 @@ def evaluate_model(model, cfg: dict, device, loader: DataLoader, amp_dtype=None)
 def load_segmentor(state: dict, device) -> torch.nn.Module:
     """The segmentor of a udaseg checkpoint, in eval mode on ``device``."""
     mc = state["config"]["model"]
-    model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"])
+    model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
+                            aspp_impl=mc.get("aspp_impl", "taps"))  # older checkpoints lack the key
     model.load_state_dict(state["segmentor"])
     return model.to(device).eval()
 
@@ -159,7 +160,8 @@ class Trainer:
         seed_everything(cfg["seed"])
 
         self.model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
-                                     mc["pretrained"], pretrained_sha256=mc["pretrained_sha256"]).to(self.device)
+                                     mc["pretrained"], pretrained_sha256=mc["pretrained_sha256"],
+                                     aspp_impl=mc["aspp_impl"]).to(self.device)
         self.method = build_method(cfg["method"], mc["num_classes"], self.model.feature_channels, mc["multi_level"])
         self.discs = torch.nn.ModuleDict(self.method.build_discriminators()).to(self.device)
         if tc["channels_last"]:

@@ -54,7 +54,7 @@ def available_discriminators() -> list[str]:
 
 def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mode: str = "frozen",
                     pretrained: str | os.PathLike | None = None, *,
-                    pretrained_sha256: str | None = None) -> DeepLabV2:
+                    pretrained_sha256: str | None = None, aspp_impl: str = "taps") -> DeepLabV2:
     """Build a DeepLab-V2 segmentor by name, optionally initialised from a local weight file.
 
     Args:
@@ -65,13 +65,15 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mo
         pretrained: local path (Caffe DeepLab, torchvision or udaseg layout; see
             ``load_pretrained``). The load report is kept as ``model.init_report``.
         pretrained_sha256: expected SHA-256 of ``pretrained``.
+        aspp_impl: ``"taps"`` (fast, default) or ``"dilated_conv"`` (see ``ASPPClassifier``).
 
     The returned model has ``model.arch`` set to ``arch``.
     """
     if arch not in SEGMENTORS:
         raise ValueError(f"unknown segmentor arch {arch!r}; available: {', '.join(SEGMENTORS)}")
     depth, style = SEGMENTORS[arch]
-    model = DeepLabV2(ResNetBackbone(depth, style), num_classes, multi_level=multi_level, bn_mode=bn_mode)
+    model = DeepLabV2(ResNetBackbone(depth, style), num_classes, multi_level=multi_level, bn_mode=bn_mode,
+                      aspp_impl=aspp_impl)
     model.arch = arch
     model.init_report = None
     if pretrained is not None:

@@ -22,8 +22,11 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
+from udaseg.models.aspp_taps import aspp_by_taps
+
 
 ASPP_RATES = (6, 12, 18, 24)
+ASPP_IMPLS = ("taps", "dilated_conv")
 
 # name -> (affine params trainable, running statistics updated in train mode, SyncBatchNorm)
 BN_MODES: dict[str, tuple[bool, bool, bool]] = {
@@ -57,6 +60,10 @@ class ASPPClassifier(nn.Module):
         in_ch: input channels (2048 on layer4, 1024 on layer3 of R50/R101).
         num_classes: K.
         rates: dilation (= padding) of each branch; DeepLab-V2 uses (6, 12, 18, 24).
+        impl: ``"taps"`` (default) computes the same sum as one 1×1 convolution over all taps
+            plus a shifted sum, skipping taps that read only padding (``aspp_taps``; 8× faster
+            on a CPU, float32 output); ``"dilated_conv"`` runs the four convolutions as written
+            (the references' form). Same parameters, so checkpoints are interchangeable.
 
     Shapes: (N, in_ch, H, W) → (N, K, H, W).
 
@@ -66,10 +73,13 @@ class ASPPClassifier(nn.Module):
         logits = head(torch.randn(2, 2048, 65, 129))  # (2, 19, 65, 129)
     """
 
-    def __init__(self, in_ch: int, num_classes: int, rates: Sequence[int] = ASPP_RATES):
+    def __init__(self, in_ch: int, num_classes: int, rates: Sequence[int] = ASPP_RATES, impl: str = "taps"):
         super().__init__()
         if len(rates) == 0:
             raise ValueError("ASPPClassifier needs at least one rate")
+        if impl not in ASPP_IMPLS:
+            raise ValueError(f"unknown ASPP implementation {impl!r} (model.aspp_impl); valid: {', '.join(ASPP_IMPLS)}")
+        self.rates, self.impl = tuple(rates), impl
         self.branches = nn.ModuleList(
             nn.Conv2d(in_ch, num_classes, 3, padding=r, dilation=r, bias=True) for r in rates
         )
@@ -78,6 +88,8 @@ class ASPPClassifier(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "taps":
+            return aspp_by_taps(x, [b.weight for b in self.branches], [b.bias for b in self.branches], self.rates)
         out = self.branches[0](x)
         for branch in self.branches[1:]:
             out = out + branch(x)  # every branch is summed (AdaptSegNet stops after two)
@@ -115,7 +127,7 @@ class DeepLabV2(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, multi_level: bool = True,
-                 bn_mode: str = "frozen"):
+                 bn_mode: str = "frozen", aspp_impl: str = "taps"):
         super().__init__()
         _check_bn_mode(bn_mode)
         self.num_classes = num_classes
@@ -127,9 +139,9 @@ class DeepLabV2(nn.Module):
             # Needs no process group to build; synchronises only when one is initialised.
             backbone = nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
         self.backbone = backbone
-        self.classifier = ASPPClassifier(backbone.layer4_channels, num_classes)
+        self.classifier = ASPPClassifier(backbone.layer4_channels, num_classes, impl=aspp_impl)
         self.aux_classifier = (
-            ASPPClassifier(backbone.layer3_channels, num_classes) if multi_level else None
+            ASPPClassifier(backbone.layer3_channels, num_classes, impl=aspp_impl) if multi_level else None
         )
         for m in self._batchnorms():
             for p in m.parameters():
