@@ -26,9 +26,11 @@ tap by tap (``udaseg/models/aspp_taps.py``), and prints each one's bf16 error ag
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,7 +80,9 @@ def _trainer(setting, amp: str, channels_last: bool, loss_resolution: str, devic
         f"train.amp={amp}", f"train.channels_last={str(channels_last).lower()}", "train.iters=1000",
         "train.val_every=0", "train.image_every=0", f"train.device={device}",
         f"train.malloc_tuning={str(malloc_tuning).lower()}", f"model.aspp_impl={aspp_impl}"])
-    return Trainer(cfg, tempfile.mkdtemp(prefix="udaseg_bench_run_"), progress=False)
+    run_dir = tempfile.mkdtemp(prefix="udaseg_bench_run_")
+    atexit.register(shutil.rmtree, run_dir, ignore_errors=True)  # its logs are of no use afterwards
+    return Trainer(cfg, run_dir, progress=False)
 
 
 def project_step(setting):
