@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from udaseg.data.demo import write_demo
 
@@ -34,6 +35,24 @@ def test_ablation_script_tiny(tiny_demo, tmp_path):
     # re-running skips everything already evaluated
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "seed 0:" not in again.stdout
+    # a probe adds one run per seed from the same stage-1 checkpoint, and nothing else
+    probe = subprocess.run([*cmd, "--probe", "ent_low=fgd_ent,method.lambda_ent=0.001"], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert [line for line in probe.stdout.splitlines() if line.startswith("seed ")] == [
+        "seed 0: ent_low (2 iterations)", "seed 1: ent_low (2 iterations)"]
+    cfg = yaml.safe_load((tmp_path / "seed1" / "ent_low" / "config.yaml").read_text())
+    assert cfg["method"]["lambda_ent"] == 0.001 and cfg["train"]["init_from"].endswith("seed1/source_only/checkpoints/last.pt")
+    assert "| probe ent_low: fgd_ent method.lambda_ent=0.001 |" in (tmp_path / "ABLATION.md").read_text()
+    bad = subprocess.run([*cmd, "--probe", "fada=fgd_ent"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "probe 'fada=fgd_ent': expected NAME=METHOD" in bad.stderr
+
+
+def test_aspp_benchmark_prints_both_forms():
+    out = subprocess.run([sys.executable, "benchmarks/train_step.py", "--aspp", "--settings", "demo"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "dilated_conv" in out.stdout and "ASPP speed-up taps / dilated convolutions:" in out.stdout
 
 
 def test_train_step_benchmark_prints_ratio_and_flops():

@@ -126,3 +126,14 @@ def test_existing_page_survives_a_failed_render(results_file, tmp_path, monkeypa
     with pytest.raises(ZeroDivisionError):
         write_ablation_report(results_file, out)
     assert out.read_bytes() == before
+
+
+def test_probe_rows_follow_the_ablation_rows(results_file):
+    results = json.loads(results_file.read_text())
+    results["probes"] = {"ent_low": ["fgd_ent", "method.lambda_ent=0.001"]}
+    results["runs"]["0/ent_low"], results["runs"]["1/ent_low"] = _run(15.0), _run(16.0)
+    page = render_ablation_html(results, results_file)
+    label = "probe ent_low: fgd_ent method.lambda_ent=0.001"
+    assert _row(page, label) == ["15.5 ± 0.7", "15.0 / 16.0", "+3.0", "50%"]
+    summary = page.split("<h2>")[1]
+    assert summary.index("oracle (target labels)") < summary.index(label)  # after the ablation's own rows

@@ -8,6 +8,10 @@ train images) as a reference line. Every run is evaluated on target val (last ch
 
 All runs resume, finished ones are skipped, and results are written after each evaluation to
 ``<out>/ablation.json``, so an interrupted ablation continues where it stopped.
+
+*Probes* investigate a result without touching the ablation's own runs: each is one more
+adaptation run per seed from the same stage-1 checkpoint, with its own method and overrides
+(e.g. ``fgd_ent`` at the paper's ``method.lambda_ent=0.001``), reported in extra rows.
 """
 from __future__ import annotations
 
@@ -32,8 +36,18 @@ LABELS = {
 THIN = ("pole", "light", "sign")
 
 
+def parse_probe(text: str) -> tuple[str, str, list[str]]:
+    """``NAME=METHOD[,key=value,...]`` → (name, method, overrides)."""
+    name, sep, rest = text.partition("=")
+    method, *extra = rest.split(",") if sep else ("",)
+    if not name or not method or name in LABELS or "/" in name:
+        raise ValueError(f"probe {text!r}: expected NAME=METHOD[,key=value,...] with a new name "
+                         f"(not one of {', '.join(LABELS)})")
+    return name, method, extra
+
+
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
-                 log=print) -> dict:
+                 log=print, probes: list[tuple[str, str, list[str]]] = ()) -> dict:
     from udaseg.data.demo import demo_is_complete, write_demo
     from udaseg.engine.trainer import run_training
     from udaseg.pipeline import demo_config
@@ -45,6 +59,7 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
     results_path = out_dir / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
     results["overrides"] = list(overrides)
+    results.setdefault("probes", {}).update({name: [method, *extra] for name, method, extra in probes})
     for seed in seeds:
         seed_dir = out_dir / f"seed{seed}"
         src_cfg = demo_config("source_only", data_dir, seed, overrides)
@@ -55,6 +70,9 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
             method = "source_only" if name == "continue" else name
             plan.append((name, demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
                                                                     f"train.iters={adapt_iters}"]), True))
+        for name, method, extra in probes:
+            plan.append((name, demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
+                                                                    f"train.iters={adapt_iters}", *extra]), True))
         for name, cfg, from_source in plan:
             key = f"{seed}/{name}"
             if key in results["runs"]:
@@ -122,13 +140,27 @@ def summarise(results: dict) -> dict:
     if len(order) == len(PAPER_ORDER):
         # "beyond the seed spread": each step's mean difference exceeds both runs' std
         holds = all(b["mean"] - a["mean"] > max(a["std"], b["std"]) for a, b in zip(order, order[1:]))
-    return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds}
+    return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
+            "probes": dict(results.get("probes", {}))}
+
+
+ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent", "target_only")
+
+
+def row_names(summary: dict) -> list[str]:
+    """The ablation's rows in table order, then any probes."""
+    rows = summary["rows"]
+    return [n for n in ROW_ORDER if n in rows] + sorted(n for n in rows if n not in ROW_ORDER)
+
+
+def row_label(name: str, summary: dict) -> str:
+    probe = summary.get("probes", {}).get(name)
+    return LABELS.get(name) or (f"probe {name}: {' '.join(probe)}" if probe else name)
 
 
 def format_markdown(summary: dict) -> str:
     rows = summary["rows"]
-    order = ["source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent", "target_only"]
-    names = [n for n in order if n in rows]
+    names = row_names(summary)
     out = [f"Seeds: {', '.join(map(str, summary['seeds']))}. Target val mIoU (19 classes, %, last checkpoints).", "",
            "| run | mIoU mean ± std | per seed | vs BN-only control | share of the source-only → oracle gap |",
            "|---|---|---|---|---|"]
@@ -136,7 +168,7 @@ def format_markdown(summary: dict) -> str:
         r = rows[n]
         g = "" if r["gain_vs_bn_control"] is None else f"{r['gain_vs_bn_control']:+.1f}"
         c = "" if r["gap_closed"] is None else f"{round(100 * r['gap_closed']) or 0}%"  # no "-0%"
-        out.append(f"| {LABELS.get(n, n)} | {r['mean']:.1f} ± {r['std']:.1f} | {' / '.join(f'{v:.1f}' for v in r['per_seed'])} | {g} | {c} |")
+        out.append(f"| {row_label(n, summary)} | {r['mean']:.1f} ± {r['std']:.1f} | {' / '.join(f'{v:.1f}' for v in r['per_seed'])} | {g} | {c} |")
     holds = summary["paper_order_holds"]
     out += ["", "Paper ordering (source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy) beyond "
             f"the seed spread: **{'yes' if holds else 'no' if holds is not None else 'not measured yet'}**.", ""]
@@ -144,11 +176,11 @@ def format_markdown(summary: dict) -> str:
     out += ["Per-class IoU (%, mean over seeds); thin classes: " + ", ".join(THIN) + ".", "",
             "| run | " + " | ".join(cls) + " |", "|---|" + "---|" * len(cls)]
     for n in names:
-        out.append(f"| {LABELS.get(n, n)} | " + " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in rows[n]["iou"]) + " |")
+        out.append(f"| {row_label(n, summary)} | " + " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in rows[n]["iou"]) + " |")
     out += ["", "Predicted class fractions (% of val pixels, mean over seeds) — collapse towards a class shows here.", "",
             "| run | " + " | ".join(cls) + " |", "|---|" + "---|" * len(cls)]
     if summary["label_fractions"]:
         out.append("| ground truth | " + " | ".join(f"{v:.1f}" for v in summary["label_fractions"]) + " |")
     for n in names:
-        out.append(f"| {LABELS.get(n, n)} | " + " | ".join(f"{v:.1f}" for v in rows[n]["fractions"]) + " |")
+        out.append(f"| {row_label(n, summary)} | " + " | ".join(f"{v:.1f}" for v in rows[n]["fractions"]) + " |")
     return "\n".join(out) + "\n"

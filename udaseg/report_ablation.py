@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from udaseg.ablation import LABELS, PAPER_ORDER, THIN, summarise
+from udaseg.ablation import LABELS, PAPER_ORDER, THIN, row_label, row_names, summarise
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.report import _CSS, _fig_png, _figure, _img_tag
 
-ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent", "target_only")
 _RUN_KEYS = ("miou", "iou", "predicted_fractions", "label_fractions")
 
 
@@ -67,13 +66,13 @@ def summary_table_html(summary: dict) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("run", "mIoU mean ± std", "per seed", "vs BN-only control",
                                             "share of the source-only → oracle gap"))
     out = []
-    for n in (n for n in ROW_ORDER if n in rows):
+    for n in row_names(summary):
         r = rows[n]
         gain = _num(r["gain_vs_bn_control"], "{:+.1f}")
         gap = "–" if r["gap_closed"] is None else f"{round(100 * r['gap_closed']) or 0}%"
         seeds = " / ".join(f"{v:.1f}" for v in r["per_seed"])
         cls = ' class="oracle"' if n == "target_only" else (' class="control"' if n == "bn_control" else "")
-        out.append(f'<tr{cls}><th class="run">{html.escape(LABELS.get(n, n))}</th>'
+        out.append(f'<tr{cls}><th class="run">{html.escape(row_label(n, summary))}</th>'
                    f'<td class="miou">{r["mean"]:.1f} ± {r["std"]:.1f}</td><td>{seeds}</td><td>{gain}</td>'
                    f"<td>{gap}</td></tr>")
     return f'<table class="iou"><tr>{head}</tr>{"".join(out)}</table>'
@@ -87,17 +86,17 @@ def _class_table(summary: dict, key: str, with_truth: bool) -> str:
     if with_truth and summary["label_fractions"]:
         out.append('<tr class="gt"><th class="run">ground truth</th>'
                    + "".join(f"<td>{v:.1f}</td>" for v in summary["label_fractions"]) + "</tr>")
-    for n in (n for n in ROW_ORDER if n in rows):
+    for n in row_names(summary):
         cells = "".join(f'<td{" class=thin" if c in THIN else ""}>{_num(v)}</td>' for c, v in zip(names, rows[n][key]))
         out.append(f'<tr{" class=oracle" if n == "target_only" else ""}><th class="run">'
-                   f"{html.escape(LABELS.get(n, n))}</th>{cells}</tr>")
+                   f"{html.escape(row_label(n, summary))}</th>{cells}</tr>")
     return f'<table class="iou"><tr><th></th>{head}</tr>{"".join(out)}</table>'
 
 
 def miou_chart_png(summary: dict) -> bytes:
     """Mean mIoU per run with each seed's value as a dot; the BN-only control as a line."""
     rows = summary["rows"]
-    names = [n for n in ROW_ORDER if n in rows]
+    names = row_names(summary)
     fig = _figure(10, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(names))
@@ -110,7 +109,7 @@ def miou_chart_png(summary: dict) -> bytes:
     if "bn_control" in rows:
         ax.axhline(rows["bn_control"]["mean"], color="#cf222e", lw=1, ls="--", label="BN-only control (mean)")
         ax.legend(fontsize=9, loc="upper left")
-    ax.set_xticks(x, [LABELS.get(n, n) for n in names], rotation=30, ha="right")
+    ax.set_xticks(x, [row_label(n, summary) for n in names], rotation=30, ha="right")
     ax.set_ylabel("target val mIoU (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"mean ± std over seeds {', '.join(map(str, summary['seeds']))}; dots: seeds")
