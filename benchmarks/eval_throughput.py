@@ -34,13 +34,17 @@ def main(argv=None):
                 "label": torch.randint(0, 19, (1, lh, lw), generator=g)} for _ in range(args.images)]
     amp = torch.bfloat16 if args.amp == "bf16" else None
     print(f"{args.arch}, input {w}×{h}, labels {lw}×{lh}, amp {args.amp}, {torch.get_num_threads()} threads")
-    for channels_last in (False, True):
+    # the references' form first (dilated ASPP convolutions, contiguous), then udaseg's defaults
+    for aspp_impl, channels_last in (("dilated_conv", False), ("dilated_conv", True), ("taps", True)):
+        for head in (model.classifier, model.aux_classifier):
+            head.impl = aspp_impl
         model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         evaluate(model, batches[:1], 19, "caffe", "cpu", autocast_dtype=amp, channels_last=channels_last)  # warm-up
         t0 = time.perf_counter()
         evaluate(model, batches, 19, "caffe", "cpu", autocast_dtype=amp, channels_last=channels_last)
         sec = time.perf_counter() - t0
-        print(f"channels_last={channels_last}: {args.images / sec:.2f} images/s ({sec / args.images:.2f} s/image)")
+        print(f"ASPP {aspp_impl:<12} channels_last={channels_last!s:<5}: {args.images / sec:.2f} images/s "
+              f"({sec / args.images:.2f} s/image)")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def test_gpu_check_runs_as_a_cpu_smoke():
                           "--source", "32x64", "--target", "32x64", "--iters", "1", "--warmup", "1"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "images/s" in out.stdout
+    assert "images/s" in out.stdout and "ASPP taps" in out.stdout and "ASPP dilated_conv" in out.stdout
 
 
 def test_data_pipeline_benchmark_tiny(tmp_path):
@@ -82,4 +82,4 @@ def test_eval_throughput_benchmark_tiny():
     out = subprocess.run([sys.executable, "benchmarks/eval_throughput.py", "--arch", "deeplabv2_resnet18", "--images", "1",
                           "--input", "64x32", "--label", "128x64"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "images/s" in out.stdout
+    assert "images/s" in out.stdout and "ASPP taps" in out.stdout and "ASPP dilated_conv" in out.stdout
