@@ -1,6 +1,6 @@
 """Data pipeline: decode + resize + augment GTA5-sized (1914×1052) PNG pairs to 1280×720.
 
-    python benchmarks/data_pipeline.py               # 12 images, 3 passes each
+    python benchmarks/data_pipeline.py               # 12 images, best of 5 alternating passes
     python benchmarks/data_pipeline.py --images 4 --passes 1
 
 udaseg's GTA5 reader with the paper's source transforms (resize 1280×720, flip, colour jitter)
@@ -60,27 +60,32 @@ def reference_item(image_path: Path, label_path: Path, rng: np.random.Generator)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=12)
-    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--passes", type=int, default=5)
     p.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "udaseg_bench_gta5"))
     args = p.parse_args(argv)
     root = write_images(Path(args.dir), args.images)
     ds = D.gta5(root, split_list=None, transform=build_transforms({
         "resize": list(OUT), "hflip": 0.5, "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}}))
     ds.pairs = ds.pairs[: args.images]
-    n = len(ds.pairs) * args.passes
     rng = np.random.default_rng(0)
-    timings = {}
-    for name, fn in (("reference (ADVENT-style PIL loop)", lambda i: reference_item(*ds.pairs[i], rng)),
-                     ("udaseg (GTA5 reader + transforms)", lambda i: ds[(i, i)])):
+    variants = {"reference (ADVENT-style PIL loop)": lambda i: reference_item(*ds.pairs[i], rng),
+                "udaseg (GTA5 reader + transforms)": lambda i: ds[(i, i)]}
+    # passes alternate between the variants and each keeps its best, so a slow spell of a
+    # shared machine does not land on one variant only
+    best = {name: 0.0 for name in variants}
+    for name, fn in variants.items():
         fn(0)  # warm-up
-        t0 = time.perf_counter()
-        for k in range(n):
-            fn(k % len(ds.pairs))
-        timings[name] = n / (time.perf_counter() - t0)
-    print(f"{len(ds.pairs)} GTA5-sized PNG pairs ({SIZE[0]}×{SIZE[1]} → {OUT[0]}×{OUT[1]}), {args.passes} passes, one process")
-    for name, ips in timings.items():
-        print(f"{name:<36} {ips:7.2f} images/s")
-    ref, ours = timings.values()
+    for _ in range(args.passes):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            for k in range(len(ds.pairs)):
+                fn(k)
+            best[name] = max(best[name], len(ds.pairs) / (time.perf_counter() - t0))
+    print(f"{len(ds.pairs)} GTA5-sized PNG pairs ({SIZE[0]}×{SIZE[1]} → {OUT[0]}×{OUT[1]}), best of {args.passes} "
+          "alternating passes, one process")
+    for name, ips in best.items():
+        print(f"{name:<36} {ips:7.2f} images/s ({1e3 / ips:.1f} ms/image)")
+    ref, ours = best.values()
     print(f"ratio udaseg / reference: {ours / ref:.2f}x")
 
 

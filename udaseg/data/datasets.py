@@ -86,7 +86,7 @@ class SegmentationDataset(Dataset):
             rng = np.random.default_rng([self.seed, index] if seed is None else [self.seed, index, seed])
             image, label = self.transform(image, label, rng)
         item = {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous(),  # torch's copy is faster
             "name": Path(self.pairs[index][0]).name,
             "orig_size": tuple(int(s) for s in orig_size),
         }

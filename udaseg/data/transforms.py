@@ -34,7 +34,9 @@ def resize_image(image: np.ndarray, size: Size) -> np.ndarray:
         image = np.array(image)  # torch wants a writable buffer (Pillow's arrays are read-only)
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     out = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False)
-    return out[0].permute(1, 2, 0).numpy()
+    # torch returns planar (CHW) memory; later steps want contiguous HWC, and torch's copy is
+    # 1 ms where numpy's strided one was 3.5 ms
+    return out.contiguous(memory_format=torch.channels_last)[0].permute(1, 2, 0).numpy()
 
 
 def resize_label(label: np.ndarray, size: Size) -> np.ndarray:
@@ -104,8 +106,10 @@ class RandomHorizontalFlip:
 
     def __call__(self, image, label, rng):
         if rng.random() < self.p:
-            image = image[:, ::-1]
-            label = None if label is None else label[:, ::-1]
+            # cv2.flip writes a contiguous copy (0.4 ms at 1280×720); a numpy [:, ::-1] view made
+            # every later step stride backwards, and the final contiguous copy cost 3.6 ms
+            image = cv2.flip(np.ascontiguousarray(image), 1)
+            label = None if label is None else cv2.flip(np.ascontiguousarray(label), 1)
         return image, label
 
 
@@ -118,8 +122,8 @@ class ColorJitter:
     brightness: x → f·x; contrast: x → f·x + (1 − f)·m, m the image's grey mean; saturation:
     x → f·x + (1 − f)·grey(x). Brightness and contrast are scalar affine maps, and saturation
     commutes with those (the grey weights sum to 1) and keeps the grey mean, so any order equals
-    A·saturation(x) + B with (A, B) composed on scalars: one pass over the pixels instead of three
-    (the full-image version cost 27 ms at 1280×720, more than the bicubic resize).
+    A·saturation(x) + B with (A, B) composed on scalars: one 3×4 colour matrix, one pass over the
+    pixels instead of three (the full-image version cost 27 ms at 1280×720, more than the resize).
     """
 
     brightness: float = 0.0
@@ -131,7 +135,6 @@ class ColorJitter:
         amounts = (self.brightness, self.contrast, self.saturation)
         factors = [rng.uniform(1 - x, 1 + x) if x > 0 else None for x in amounts]
         order = rng.permutation(3)
-        img = image.astype(np.float32)
         mean = float(np.asarray(cv2.mean(image)[:3]) @ self.GREY)  # grey mean (numpy's strided mean: 11 ms)
         a, b = 1.0, 0.0  # the scalar affine map x → a·x + b composed so far
         for i in order:
@@ -140,13 +143,12 @@ class ColorJitter:
                 continue  # saturation commutes with the scalar maps: applied below
             m = a * mean + b  # grey mean at this point of the chain
             a, b = (a * f, b * f) if i == 0 else (a * f, b * f + (1 - f) * m)
-        if factors[2] is not None:
-            f = factors[2]
-            grey = img @ (self.GREY * (1 - f))
-            img *= f
-            img += grey[..., None]
-        img *= a
-        img += b + 0.5
+        f = 1.0 if factors[2] is None else factors[2]
+        # per pixel: a·(f·x + (1 − f)·grey(x)) + b, one 3×4 colour matrix applied by OpenCV in
+        # float32 (2.7 ms at 1280×720; numpy's five passes took 8), rounded once (+0.5, floor)
+        matrix = a * (f * np.eye(3) + (1 - f) * np.outer(np.ones(3), self.GREY))
+        affine = np.hstack([matrix, np.full((3, 1), b + 0.5)]).astype(np.float32)
+        img = cv2.transform(np.ascontiguousarray(image, dtype=np.float32), affine)
         np.clip(img, 0, 255, out=img)
         return img.astype(np.uint8), label
 
