@@ -65,3 +65,12 @@ def test_bf16_autocast_is_no_less_accurate_than_the_convolutions():
 def test_unknown_implementation_is_named():
     with pytest.raises(ValueError, match=r"unknown ASPP implementation 'fft' \(model\.aspp_impl\); valid: taps, dilated_conv"):
         ASPPClassifier(8, 19, impl="fft")
+
+
+def test_float64_stays_float64_and_matches_exactly_enough():
+    ref, taps = _pair(8)
+    ref.double(), taps.double()
+    x = torch.randn(1, 8, 9, 11, dtype=torch.float64)
+    y = taps(x)
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, ref(x), rtol=1e-12, atol=1e-12)

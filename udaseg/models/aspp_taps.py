@@ -35,7 +35,8 @@ class _ShiftSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y: torch.Tensor, shifts: tuple[tuple[int, int], ...], k: int) -> torch.Tensor:
         n, _, h, w = y.shape
-        out = torch.zeros(n, k, h, w, dtype=torch.float32, device=y.device)
+        # at least float32: bf16/fp16 blocks are summed without rounding in between
+        out = torch.zeros(n, k, h, w, dtype=torch.promote_types(y.dtype, torch.float32), device=y.device)
         for t, (dy, dx) in enumerate(shifts):
             oy, ox, iy, ix = _window(h, w, dy, dx)
             out[:, :, oy, ox] += y[:, t * k:(t + 1) * k, iy, ix]
@@ -68,9 +69,10 @@ def tap_shifts(h: int, w: int, rates: Sequence[int]) -> list[tuple[int, int, int
 
 def aspp_by_taps(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                  rates: Sequence[int]) -> torch.Tensor:
-    """Σ_r conv3x3(x, weights[r], biases[r], dilation = padding = rates[r]), in float32.
+    """Σ_r conv3x3(x, weights[r], biases[r], dilation = padding = rates[r]), summed in float32
+    (float64 for float64 inputs).
 
-    weights: (K, C, 3, 3) each; x: (N, C, H, W). Returns (N, K, H, W) float32.
+    weights: (K, C, 3, 3) each; x: (N, C, H, W). Returns (N, K, H, W).
     """
     taps: dict[tuple[int, int], torch.Tensor] = {}  # the four centre taps share (0, 0)
     for b, i, j, dy, dx in tap_shifts(*x.shape[-2:], rates):
@@ -78,9 +80,7 @@ def aspp_by_taps(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Seque
         taps[(dy, dx)] = taps[(dy, dx)] + wt if (dy, dx) in taps else wt
     shifts = tuple(taps)
     k = weights[0].shape[0]
-    w_taps = torch.cat([taps[s] for s in shifts])[:, :, None, None]
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        w_taps = w_taps.contiguous(memory_format=torch.channels_last)
+    w_taps = torch.cat([taps[s] for s in shifts])[:, :, None, None]  # (T·K, C, 1, 1)
     y = F.conv2d(x, w_taps)
-    bias = torch.stack(list(biases)).sum(0).float()
-    return _ShiftSum.apply(y, shifts, k) + bias.view(1, -1, 1, 1)
+    out = _ShiftSum.apply(y, shifts, k)
+    return out + torch.stack(list(biases)).sum(0).to(out.dtype).view(1, -1, 1, 1)
