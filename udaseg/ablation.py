@@ -158,17 +158,23 @@ def row_label(name: str, summary: dict) -> str:
     return LABELS.get(name) or (f"probe {name}: {' '.join(probe)}" if probe else name)
 
 
+SUMMARY_COLUMNS = ("run", "mIoU mean ± std", "per seed", "vs BN-only control", "share of the source-only → oracle gap")
+
+
+def summary_cells(row: dict, missing: str = "") -> list[str]:
+    """The summary table's cells after the run's name (see ``SUMMARY_COLUMNS``), as text."""
+    gain = missing if row["gain_vs_bn_control"] is None else f"{row['gain_vs_bn_control']:+.1f}"
+    gap = missing if row["gap_closed"] is None else f"{round(100 * row['gap_closed']) or 0}%"  # no "-0%"
+    return [f"{row['mean']:.1f} ± {row['std']:.1f}", " / ".join(f"{v:.1f}" for v in row["per_seed"]), gain, gap]
+
+
 def format_markdown(summary: dict) -> str:
     rows = summary["rows"]
     names = row_names(summary)
     out = [f"Seeds: {', '.join(map(str, summary['seeds']))}. Target val mIoU (19 classes, %, last checkpoints).", "",
-           "| run | mIoU mean ± std | per seed | vs BN-only control | share of the source-only → oracle gap |",
-           "|---|---|---|---|---|"]
+           "| " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" * len(SUMMARY_COLUMNS) + "|"]
     for n in names:
-        r = rows[n]
-        g = "" if r["gain_vs_bn_control"] is None else f"{r['gain_vs_bn_control']:+.1f}"
-        c = "" if r["gap_closed"] is None else f"{round(100 * r['gap_closed']) or 0}%"  # no "-0%"
-        out.append(f"| {row_label(n, summary)} | {r['mean']:.1f} ± {r['std']:.1f} | {' / '.join(f'{v:.1f}' for v in r['per_seed'])} | {g} | {c} |")
+        out.append(f"| {row_label(n, summary)} | " + " | ".join(summary_cells(rows[n])) + " |")
     holds = summary["paper_order_holds"]
     out += ["", "Paper ordering (source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy) beyond "
             f"the seed spread: **{'yes' if holds else 'no' if holds is not None else 'not measured yet'}**.", ""]

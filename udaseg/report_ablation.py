@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from udaseg.ablation import LABELS, PAPER_ORDER, THIN, row_label, row_names, summarise
+from udaseg.ablation import LABELS, PAPER_ORDER, SUMMARY_COLUMNS, THIN, row_label, row_names, summarise, summary_cells
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.report import _CSS, _fig_png, _figure, _img_tag
@@ -57,24 +57,19 @@ def load_ablation(path: str | Path) -> tuple[Path, dict]:
     return p, results
 
 
-def _num(v: float | None, fmt: str = "{:.1f}") -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+def _num(v: float | None) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
 
 
 def summary_table_html(summary: dict) -> str:
     rows = summary["rows"]
-    head = "".join(f"<th>{h}</th>" for h in ("run", "mIoU mean ± std", "per seed", "vs BN-only control",
-                                            "share of the source-only → oracle gap"))
+    head = "".join(f"<th>{h}</th>" for h in SUMMARY_COLUMNS)
     out = []
     for n in row_names(summary):
-        r = rows[n]
-        gain = _num(r["gain_vs_bn_control"], "{:+.1f}")
-        gap = "–" if r["gap_closed"] is None else f"{round(100 * r['gap_closed']) or 0}%"
-        seeds = " / ".join(f"{v:.1f}" for v in r["per_seed"])
+        mean, seeds, gain, gap = summary_cells(rows[n], missing="–")
         cls = ' class="oracle"' if n == "target_only" else (' class="control"' if n == "bn_control" else "")
         out.append(f'<tr{cls}><th class="run">{html.escape(row_label(n, summary))}</th>'
-                   f'<td class="miou">{r["mean"]:.1f} ± {r["std"]:.1f}</td><td>{seeds}</td><td>{gain}</td>'
-                   f"<td>{gap}</td></tr>")
+                   f'<td class="miou">{mean}</td><td>{seeds}</td><td>{gain}</td><td>{gap}</td></tr>')
     return f'<table class="iou"><tr>{head}</tr>{"".join(out)}</table>'
 
 
