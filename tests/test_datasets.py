@@ -153,7 +153,7 @@ def test_gta5_size_mismatch_resizes_with_warning(tmp_path):
 
 def test_image_folder_skips_non_images_by_name(tmp_path):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
-    Image.fromarray(_rgb()).save(tmp_path / "b.jpg")
+    Image.fromarray(_rgb(name="b")).save(tmp_path / "b.jpg")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "fake.png").write_text("x")
     with pytest.warns(UserWarning, match=r"skipped 2 non-image file\(s\): .*fake\.png.*notes\.txt"):

@@ -65,11 +65,16 @@ DEFAULTS: dict[str, Any] = {
         # the paper's two stages: this many source-only iterations first, into <run>/source_only,
         # whose last checkpoint initialises the adaptation (ignored when init_from is set)
         "pretrain_iters": 0,
+        # segmenter optimiser: sgd (the paper, fine-tuning ImageNet weights) | adamw (from
+        # scratch) | adam; udaseg/engine/optim.py
+        "optimizer": "sgd",
         "lr": 2.5e-4,
         "head_lr_mult": 10.0,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
+        "momentum": 0.9,  # sgd
+        "betas": [0.9, 0.999],  # adam / adamw (torch's defaults)
+        "weight_decay": 5e-4,  # L2 for sgd, decoupled for adamw
         "poly_power": 0.9,
+        "optimizer_d": "adam",  # discriminators: adam (FADA, ADVENT) | sgd (momentum train.momentum)
         "lr_d": 1e-4,
         "betas_d": [0.9, 0.99],
         "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler; CUDA only)

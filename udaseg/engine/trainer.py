@@ -5,9 +5,10 @@ One iteration (batch = B source + B target images per process):
 
 1. segmenter step — source forward → ``method.source_losses`` → backward; target forward →
    ``method.target_losses`` (discriminators frozen, called without their DDP wrapper so no
-   gradient sync happens for them) → backward; SGD step. A backward per domain, as FADA and
-   ADVENT do, keeps one domain's activations in memory at a time.
-2. discriminator step — ``method.discriminator_losses`` on detached outputs → backward → Adam.
+   gradient sync happens for them) → backward; ``train.optimizer`` step (SGD by default). A
+   backward per domain, as FADA and ADVENT do, keeps one domain's activations in memory at a time.
+2. discriminator step — ``method.discriminator_losses`` on detached outputs → backward →
+   ``train.optimizer_d`` step (Adam by default).
 
 Poly LR ``lr·(1 − it/iters)^power`` for both optimisers, the segmenter's heads at 10×.
 """
@@ -34,6 +35,7 @@ from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate
 from udaseg.engine.inputs import normalize_images
 from udaseg.engine.memory import keep_freed_memory_mapped
+from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_logger import RunLogger
 from udaseg.engine.sampler import InfiniteBatchSampler
 from udaseg.losses import entropy_map
@@ -172,9 +174,11 @@ class Trainer:
             raise ValueError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc["amp"] == "fp16")
 
-        self.opt_g = torch.optim.SGD(self.model.param_groups(tc["lr"], tc["head_lr_mult"]), lr=tc["lr"],
-                                     momentum=tc["momentum"], weight_decay=tc["weight_decay"])
-        self.opt_d = (torch.optim.Adam(self.discs.parameters(), lr=tc["lr_d"], betas=tuple(tc["betas_d"]))
+        self.opt_g = build_optimizer(tc["optimizer"], self.model.param_groups(tc["lr"], tc["head_lr_mult"]),
+                                     lr=tc["lr"], momentum=tc["momentum"], betas=tuple(tc["betas"]),
+                                     weight_decay=tc["weight_decay"])
+        self.opt_d = (build_optimizer(tc["optimizer_d"], self.discs.parameters(), lr=tc["lr_d"],
+                                      momentum=tc["momentum"], betas=tuple(tc["betas_d"]), key="train.optimizer_d")
                       if len(self.discs) else None)
 
         self.start_iter = 0
@@ -273,6 +277,11 @@ class Trainer:
             raise ValueError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: it is {have[0]} with "
                              f"{have[1]} classes trained by {have[2]}; the config is {want[0]} with {want[1]} "
                              f"classes and method {want[2]}")
+        for key in ("optimizer", "optimizer_d"):  # another optimiser's state would load silently wrong
+            had = state["config"]["train"].get(key, {"optimizer": "sgd", "optimizer_d": "adam"}[key])
+            if had != self.cfg["train"][key]:
+                raise ValueError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: it was trained with "
+                                 f"train.{key}={had}, the config says {self.cfg['train'][key]}")
         self.model.load_state_dict(state["segmentor"])
         self.discs.load_state_dict(state["discriminators"])
         self.opt_g.load_state_dict(state["opt_g"])
