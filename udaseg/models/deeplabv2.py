@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from udaseg.models.aspp_taps import aspp_by_taps
+from udaseg.models.frozen_bn import freeze_batchnorm
 
 
 ASPP_RATES = (6, 12, 18, 24)
@@ -111,7 +112,9 @@ class DeepLabV2(nn.Module):
         multi_level: add the auxiliary layer3 head (ADVENT / AdaptSegNet); FADA has none.
         bn_mode: one of ``BN_MODES``:
             ``"frozen"`` — BN layers always in eval mode (statistics fixed) and affine params
-            frozen, whatever ``train()`` says; the paper's setting from ImageNet weights.
+            frozen, whatever ``train()`` says; the paper's setting from ImageNet weights. The
+            backbone's BN layers become ``FrozenBatchNorm2d`` (same state dict and parameters;
+            its backward keeps no BN input: about half the saved activations, ``frozen_bn.py``).
             ``"frozen_affine"`` — affine frozen, running statistics still update in train mode
             (the references' actual behaviour). ``"trainable"`` — plain BN. ``"sync"`` —
             trainable, converted to ``nn.SyncBatchNorm`` (synchronises only under DDP; single
@@ -138,6 +141,8 @@ class DeepLabV2(nn.Module):
         if sync:
             # Needs no process group to build; synchronises only when one is initialised.
             backbone = nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
+        elif bn_mode == "frozen":
+            backbone = freeze_batchnorm(backbone)  # an nn.BatchNorm2d subclass: _batchnorms() finds it
         self.backbone = backbone
         self.classifier = ASPPClassifier(backbone.layer4_channels, num_classes, impl=aspp_impl)
         self.aux_classifier = (
