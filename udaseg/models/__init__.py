@@ -3,6 +3,7 @@
     model = build_segmentor("deeplabv2_resnet101", num_classes=19)             # ADVENT-style net
     model = build_segmentor("deeplabv2_resnet101_tv", 19, multi_level=False,
                             pretrained="weights/resnet101-63fe2227.pth")       # FADA-style net
+    model = build_segmentor("deeplabv2_resnet101", 19, pretrained="deeplab_imagenet")  # by name, cached
     D = build_discriminator("fine_grained", model.feature_channels, 19)
 
 Arch names: ``deeplabv2_resnet{18,50,101}`` = Caffe/DeepLab-style backbone (ADVENT, AdaptSegNet),
@@ -28,6 +29,15 @@ from .deeplabv2 import (
     sha256sum,
 )
 from .discriminators import BinaryDiscriminator, FineGrainedDiscriminator
+from .weights import (
+    PRETRAINED_WEIGHTS,
+    PretrainedWeights,
+    WeightsChecksumError,
+    WeightsDownloadError,
+    available_pretrained,
+    is_pretrained_name,
+    resolve_pretrained,
+)
 
 # arch name -> (ResNet depth, backbone style)
 SEGMENTORS: dict[str, tuple[int, str]] = {
@@ -54,8 +64,9 @@ def available_discriminators() -> list[str]:
 
 def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mode: str = "frozen",
                     pretrained: str | os.PathLike | None = None, *,
-                    pretrained_sha256: str | None = None, aspp_impl: str = "taps") -> DeepLabV2:
-    """Build a DeepLab-V2 segmentor by name, optionally initialised from a local weight file.
+                    pretrained_sha256: str | None = None, aspp_impl: str = "taps",
+                    input_norm: str | None = None) -> DeepLabV2:
+    """Build a DeepLab-V2 segmentor by name, optionally initialised from a weight file.
 
     Args:
         arch: one of ``available_segmentors()``.
@@ -63,9 +74,15 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mo
         multi_level: add the layer3 auxiliary head.
         bn_mode: ``"frozen"`` | ``"frozen_affine"`` | ``"trainable"`` | ``"sync"`` (see DeepLabV2).
         pretrained: local path (Caffe DeepLab, torchvision or udaseg layout; see
-            ``load_pretrained``). The load report is kept as ``model.init_report``.
-        pretrained_sha256: expected SHA-256 of ``pretrained``.
+            ``load_pretrained``), or a name of ``available_pretrained()`` (``"deeplab_imagenet"``,
+            ``"torchvision_resnet101"``), downloaded once into ``$UDASEG_CACHE`` (default
+            ``~/.cache/udaseg``; see ``weights.resolve_pretrained``). An existing path wins over a
+            name. The load report is kept as ``model.init_report``.
+        pretrained_sha256: expected SHA-256 of ``pretrained`` (for a name: replaces the table's
+            checksum, e.g. to pin ADVENT's file, which has no published digest).
         aspp_impl: ``"taps"`` (fast, default) or ``"dilated_conv"`` (see ``ASPPClassifier``).
+        input_norm: when given and ``pretrained`` is a name, it must be the ``model.input_norm``
+            the named weights expect (``"caffe"`` / ``"imagenet"``); not checked for paths.
 
     The returned model has ``model.arch`` set to ``arch``.
     """
@@ -77,7 +94,12 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mo
     model.arch = arch
     model.init_report = None
     if pretrained is not None:
-        model.init_report = load_pretrained(model, pretrained, sha256=pretrained_sha256)
+        if is_pretrained_name(pretrained):  # verified (or warned about) by resolve_pretrained
+            path = resolve_pretrained(pretrained, arch, input_norm=input_norm, sha256=pretrained_sha256)
+            model.init_report = load_pretrained(model, path, layout=PRETRAINED_WEIGHTS[str(pretrained)].layout)
+        else:  # a path: checked (exists? checksum?) by load_pretrained; an unknown name fails here
+            path = resolve_pretrained(pretrained, arch)
+            model.init_report = load_pretrained(model, path, sha256=pretrained_sha256)
     return model
 
 
@@ -106,14 +128,21 @@ __all__ = [
     "FineGrainedDiscriminator",
     "LAYOUTS",
     "LoadReport",
+    "PRETRAINED_WEIGHTS",
+    "PretrainedWeights",
     "ResNetBackbone",
     "SEGMENTORS",
     "SegmentorOutput",
+    "WeightsChecksumError",
+    "WeightsDownloadError",
     "available_discriminators",
+    "available_pretrained",
     "available_segmentors",
     "build_discriminator",
     "build_segmentor",
     "detect_layout",
+    "is_pretrained_name",
     "load_pretrained",
+    "resolve_pretrained",
     "sha256sum",
 ]
