@@ -224,3 +224,68 @@ def test_evaluate_cli_takes_overrides_after_options(two_stage_run, tmp_path, cap
     out = capsys.readouterr().out
     assert "mIoU16 mIoU13" in " ".join(out.split()) and "flip on" in out
     assert (tmp_path / "eval_val_flip.csv").is_file()
+
+
+# --------------------------------------------------------------------------- 19-class model in 16 classes
+
+class _LogitsOf(torch.nn.Module):
+    """Returns fixed (N, 19, H, W) logits whatever the input."""
+
+    def __init__(self, pred19):
+        super().__init__()
+        self.pred19 = torch.as_tensor(pred19)
+
+    def forward(self, x):
+        logits = F.one_hot(self.pred19, 19).permute(2, 0, 1)[None].float() * 10
+        return SimpleNamespace(logits=logits.expand(x.shape[0], -1, -1, -1))
+
+
+def test_a_19_class_prediction_outside_the_16_classes_is_a_miss_not_a_crash():
+    """`evaluate RUN eval.num_classes=16` crashed ("shape '[16, 16]' is invalid") once the model
+    predicted terrain, truck or train: the class map sent them to 255, into the 16×16 bincount.
+    Now such a prediction is a wrong one: a false negative of the pixel's true class, a false
+    positive of no class."""
+    from udaseg.engine.evaluation import eval_class_map, evaluate_mapped
+
+    k, lut = eval_class_map({"model": {"num_classes": 19}, "eval": {"num_classes": 16}})
+    assert k == 16 and list(lut[[9, 14, 16]]) == [16, 16, 16]  # terrain, truck, train → the "other" bin
+    veg, road = L.CLASSES_16.index("vegetation"), L.CLASSES_16.index("road")
+    assert (lut[L.CLASSES_19.index("vegetation")], lut[0]) == (veg, road)
+    terrain, truck = L.CLASSES_19.index("terrain"), L.CLASSES_19.index("truck")
+    assert (terrain, truck) == (9, 14)
+    # six pixels: labels in the 16 classes (the last one ignored), the model's argmax over its 19
+    label = torch.tensor([[veg, veg, road, road, road, 255]])
+    pred19 = torch.tensor([[terrain, 8, 0, 0, truck, 8]])
+    batch = {"image": torch.zeros(1, 3, 1, 6, dtype=torch.uint8), "label": label[None], "name": ["x.png"]}
+    seen = []
+    r = evaluate_mapped(_LogitsOf(pred19), [batch], k, "imagenet", "cpu", class_map=lut,
+                        on_batch=lambda p, b: seen.append(p.clone()))
+    assert r.num_classes == 16 and r.iou.shape == (16,)
+    # vegetation: TP 1, FN 1 (predicted terrain), FP 0; road: TP 2, FN 1 (truck), FP 0
+    assert r.iou[veg] == pytest.approx(1 / 2) and r.iou[road] == pytest.approx(2 / 3)
+    assert np.isnan(np.delete(r.iou, [veg, road])).all()
+    assert r.miou["mIoU16"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert r.miou["mIoU13"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert r.pixel_accuracy == pytest.approx(3 / 5)
+    assert r.predicted_fractions.sum() == pytest.approx(3 / 5)  # 2 of the 5 counted pixels: "other"
+    assert r.label_fractions.sum() == pytest.approx(1.0)
+    assert seen[0].tolist() == [[[16, veg, road, road, 16, veg]]]
+    # without a class map: the plain evaluation
+    plain = evaluate_mapped(_LogitsOf(pred19), [{**batch, "label": pred19[None]}], 19, "imagenet", "cpu")
+    assert plain.num_classes == 19 and plain.pixel_accuracy == 1.0
+
+
+def test_evaluate_a_19_class_checkpoint_in_16_classes_when_it_predicts_terrain(tmp_path):
+    """The same through evaluate_state (what `udaseg evaluate ... eval.num_classes=16` runs): a
+    model predicting terrain everywhere misses every labelled pixel."""
+    from fixtures import tiny_benchmark, tiny_config
+    from udaseg.engine.eval_checkpoints import evaluate_state
+
+    cfg = tiny_config(tiny_benchmark(tmp_path / "bench"), ["eval.num_classes=16", "train.device=cpu"])
+    model = _LogitsOf(torch.full((32, 64), L.CLASSES_19.index("terrain")))
+    result, settings, _ = evaluate_state({}, cfg, "terrain.pt", model=model)
+    assert result.num_classes == settings["num_classes"] == 16
+    labelled = result.label_fractions > 0
+    assert labelled.sum() >= 5 and (result.iou[labelled] == 0).all() and np.isnan(result.iou[~labelled]).all()
+    assert result.pixel_accuracy == 0 and result.predicted_fractions.sum() == 0
+    assert result.miou["mIoU16"] == 0

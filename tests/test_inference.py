@@ -131,3 +131,23 @@ def test_bad_inputs_are_refused():
         parse_pair("512", "--sliding")
     with pytest.raises(ValueError, match="--scales"):
         parse_scales("a,b")
+
+
+def test_forward_options_read_the_checkpoint_config():
+    """What evaluation and `udaseg predict` both run the network with (one function: the two
+    differed under bf16 when predict ignored train.channels_last)."""
+    from udaseg.engine.inference import ForwardOptions, forward_options
+
+    cfg = {"model": {"input_norm": "caffe"}, "train": {"amp": "bf16", "channels_last": True}}
+    assert forward_options(cfg, "cpu") == ForwardOptions("caffe", torch.bfloat16, True)
+    cfg = {"model": {"input_norm": "imagenet"}, "train": {"amp": "none", "channels_last": False}}
+    assert forward_options(cfg) == ForwardOptions("imagenet", None, False)
+    with pytest.raises(ValueError, match="train.amp"):
+        forward_options({"model": {"input_norm": "caffe"}, "train": {"amp": "fp8", "channels_last": False}})
+
+
+def test_channels_last_input_gives_the_same_float32_prediction():
+    model = build_segmentor("deeplabv2_resnet18", 19, False, "trainable").eval()
+    x = _images(1, 32, 48)
+    torch.testing.assert_close(predict_probs(model, x, "imagenet", channels_last=True),
+                               predict_probs(model, x, "imagenet"), atol=1e-5, rtol=1e-4)

@@ -8,7 +8,9 @@
     udaseg data demo --out DIR [--seed N] write the embedded synthetic→real benchmark
     udaseg data summary DIR               print a written benchmark's summary
 
-Multi-GPU / multi-process: ``torchrun --nproc_per_node N -m udaseg.cli train CONFIG ...``.
+Options and key=value config overrides mix in any order (``train CFG --resume train.iters=3``).
+``python -m udaseg`` is the same command. Multi-GPU / multi-process:
+``torchrun --nproc_per_node N -m udaseg train CONFIG ...``.
 """
 from __future__ import annotations
 
@@ -67,25 +69,28 @@ def _cmd_train(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from udaseg.cli_eval import IntermixedParser, add_commands, override_arg
+
     p = argparse.ArgumentParser(prog="udaseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    # each sub-command takes its options and positionals in any order
+    sub = p.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded benchmark")
     demo.add_argument("--data", default="data/demo", help="where the benchmark is (written if absent)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--runs", default="runs/demo", help="where the runs go")
     demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    demo.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. train.iters=400")
+    demo.add_argument("overrides", nargs="*", type=override_arg, metavar="key=value",
+                      help="config overrides for every run, e.g. train.iters=400")
     demo.set_defaults(func=_cmd_demo)
 
     tr = sub.add_parser("train", help="train from a YAML config with key=value overrides")
     tr.add_argument("config")
-    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.iters=2000 method.lambda_ent=2e-3")
+    tr.add_argument("overrides", nargs="*", type=override_arg, metavar="key=value",
+                    help="dotted overrides, e.g. train.iters=2000 method.lambda_ent=2e-3 (before or after options)")
     tr.add_argument("--run-dir", help="default: <output_dir>/<name> from the config")
     tr.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     tr.set_defaults(func=_cmd_train)
-
-    from udaseg.cli_eval import add_commands
 
     add_commands(sub)  # evaluate, predict, report
 

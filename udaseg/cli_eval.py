@@ -3,7 +3,7 @@
 
     udaseg evaluate CHECKPOINT|RUN_DIR ... [--data ROOT] [--split val] [--flip] [--scales 0.75,1,1.25]
                     [--sliding W,H] [--out DIR] [--official-check] [key=value ...]
-    udaseg predict CHECKPOINT IMAGES... --out DIR [--batch-size N] [--flip]
+    udaseg predict CHECKPOINT IMAGES... --out DIR [--batch-size N] [--flip] [key=value ...]
     udaseg report RUN_DIR... --out report.html
     udaseg report runs/ablation/ablation.json --out ablation.html
 """
@@ -14,14 +14,20 @@ import sys
 from pathlib import Path
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """A sub-command parser that lets positionals follow options (``evaluate CKPT --flip
-    eval.num_classes=16``): plain argparse stops filling positionals at the first option."""
+class IntermixedParser(argparse.ArgumentParser):
+    """A sub-command parser whose options and positionals mix in any order (``train CFG --resume
+    train.iters=3`` as ``train CFG train.iters=3 --resume``, ``evaluate CKPT --flip
+    eval.num_classes=16``): plain argparse fills all positionals at once, at the first run of
+    them, and then rejects later ones as "unrecognized arguments".
+
+    The ``parser_class`` of udaseg's sub-commands. A parser with sub-commands of its own (``udaseg
+    data``) parses plainly: intermixed parsing cannot hand the rest to a sub-parser."""
 
     _inside = False
 
     def parse_known_args(self, args=None, namespace=None):
-        if self._inside:  # parse_known_intermixed_args calls back here for each of its two passes
+        nested = any(a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in self._get_positional_actions())
+        if self._inside or nested:  # parse_known_intermixed_args calls back here for each of its two passes
             return super().parse_known_args(args, namespace)
         self._inside = True
         try:
@@ -30,14 +36,23 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._inside = False
 
 
-def _split_targets(items: list[str]) -> tuple[list[str], list[str]]:
-    """Positional arguments → (checkpoints / run dirs, key=value overrides). An argument is an
-    override when it holds '=' and is not an existing path."""
+def override_arg(text: str) -> str:
+    """argparse ``type`` of a ``key=value`` config override: anything else is refused where the
+    command line is read, naming the token."""
+    key, eq, _ = text.partition("=")
+    if not eq or not key or key.startswith("-"):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an option nor a key=value config override")
+    return text
+
+
+def _split_targets(items: list[str], what: str = "checkpoint or run directory") -> tuple[list[str], list[str]]:
+    """Positional arguments → (paths, key=value overrides). An argument is an override when it
+    holds '=' and is not an existing path."""
     paths, overrides = [], []
     for it in items:
         (overrides if "=" in it and not Path(it).exists() else paths).append(it)
     if not paths:
-        raise ValueError("no checkpoint or run directory given")
+        raise ValueError(f"no {what} given")
     return paths, overrides
 
 
@@ -76,7 +91,11 @@ def _cmd_predict(args) -> int:
     from udaseg.engine.inference import parse_pair, parse_scales
     from udaseg.predict import predict_images
 
-    overrides = list(args.set or [])
+    images, overrides = _split_targets(args.images, "image or folder")
+    if args.set:
+        print("udaseg: warning: --set is deprecated; give overrides as key=value after the images, "
+              "as for evaluate", file=sys.stderr)
+        overrides = list(args.set) + overrides
     if args.device:
         overrides.append(f"train.device={args.device}")
     with warnings.catch_warnings():
@@ -84,7 +103,7 @@ def _cmd_predict(args) -> int:
         # one plain line naming the skipped files, not Python's "file:line: UserWarning" form
         warnings.showwarning = lambda msg, *a, **k: print(f"udaseg: warning: {msg}", file=sys.stderr)
         written, skipped = predict_images(
-            args.checkpoint, args.images, args.out, batch_size=args.batch_size, flip=True if args.flip else None,
+            args.checkpoint, images, args.out, batch_size=args.batch_size, flip=True if args.flip else None,
             scales=parse_scales(args.scales), window=parse_pair(args.sliding, "--sliding"),
             stride=parse_pair(args.stride, "--stride"), input_size=_input_size(args.input_size),
             overrides=overrides, cmap=args.cmap, progress=_progress())
@@ -97,6 +116,9 @@ def _cmd_report(args) -> int:
     from udaseg.report import write_report
     from udaseg.report_ablation import is_ablation_results, write_ablation_report
 
+    for d in args.run_dirs:
+        if Path(d).suffix == ".json" and not Path(d).exists():
+            raise FileNotFoundError(f"ablation results file {d} not found")
     ablation = [d for d in args.run_dirs if is_ablation_results(d)]
     if ablation:
         if len(args.run_dirs) > 1:
@@ -113,7 +135,8 @@ def _cmd_report(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    """Register ``evaluate``, ``predict`` and ``report`` on an argparse sub-parser set."""
+    """Register ``evaluate``, ``predict`` and ``report`` on an argparse sub-parser set (made with
+    ``parser_class=IntermixedParser``, so their options and positionals mix in any order)."""
     ev = subparsers.add_parser(
         "evaluate", help="per-class IoU of checkpoints (or all checkpoints of runs) on a labelled val split",
         description="Evaluate checkpoints at label resolution; prints the paper-layout table with every mIoU "
@@ -134,13 +157,14 @@ def add_commands(subparsers) -> None:
                          "(cityscapesscripts); exit status 1 if it disagrees with ours beyond 1e-6")
     ev.add_argument("--device", help="cpu, cuda, ... (default: the config's train.device)")
     ev.set_defaults(func=_cmd_evaluate)
-    ev.__class__ = _IntermixedParser  # add_parser builds a plain ArgumentParser
 
     pr = subparsers.add_parser(
         "predict", help="colour prediction, overlay, entropy map and labelId PNG for images",
         description="Predict image files and folders (searched recursively; non-images are skipped and named).")
     pr.add_argument("checkpoint")
-    pr.add_argument("images", nargs="+", help="image files and/or folders")
+    pr.add_argument("images", nargs="+", metavar="IMAGE|FOLDER|key=value",
+                    help="image files and/or folders, then optional config overrides (as for evaluate), "
+                         "e.g. eval.flip=true train.device=cpu")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--batch-size", type=int, default=4)
     pr.add_argument("--flip", action="store_true", help="average softmax with the horizontally flipped image")
@@ -152,7 +176,9 @@ def add_commands(subparsers) -> None:
                          "aspect kept), 'native' (the image as is) or W,H")
     pr.add_argument("--cmap", default="magma", help="matplotlib colormap of the entropy map (default magma)")
     pr.add_argument("--device", help="cpu, cuda, ... (default: the config's train.device)")
-    pr.add_argument("--set", action="append", metavar="key=value", help="config override (repeatable)")
+    pr.add_argument("--set", action="append", metavar="key=value", type=override_arg,
+                    help="deprecated: give overrides positionally, key=value after the images (as for "
+                         "evaluate); --set key=value still works (repeatable)")
     pr.set_defaults(func=_cmd_predict)
 
     rp = subparsers.add_parser(
@@ -175,5 +201,5 @@ def add_commands(subparsers) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """A parser with only these three commands (for tests and for running this module alone)."""
     p = argparse.ArgumentParser(prog="udaseg")
-    add_commands(p.add_subparsers(dest="command", required=True))
+    add_commands(p.add_subparsers(dest="command", required=True, parser_class=IntermixedParser))
     return p

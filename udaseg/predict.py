@@ -26,7 +26,7 @@ from PIL import Image
 from udaseg import viz
 from udaseg.data.io import IMAGE_EXTENSIONS, DatasetError, image_size, name_files, read_rgb
 from udaseg.data.transforms import resize_image
-from udaseg.engine.inference import predict_probs
+from udaseg.engine.inference import forward_options, predict_probs
 from udaseg.engine.official_check import labelid_name, write_labelids
 
 
@@ -108,10 +108,13 @@ def write_outputs(out_dir: Path, item: ImageItem, image: np.ndarray, pred: np.nd
 @torch.no_grad()
 def predict_with_model(model, num_classes: int, norm: str, items: list[ImageItem], out_dir, *, batch_size: int = 4,
                        input_size=None, flip: bool = False, scales=(1.0,), window=None, stride=None,
-                       device="cpu", autocast_dtype=None, cmap: str = "magma", progress: bool = False) -> list[dict]:
+                       device="cpu", autocast_dtype=None, channels_last: bool = False, cmap: str = "magma",
+                       progress: bool = False) -> list[dict]:
     """Predict ``items`` with a loaded model and write their four outputs into ``out_dir``.
 
-    window / stride: (H, W) of sliding windows over the network input (torch order)."""
+    window / stride: (H, W) of sliding windows over the network input (torch order). norm,
+    autocast_dtype, channels_last: as :func:`udaseg.engine.inference.forward_options` gives them
+    for a checkpoint's config (what evaluation uses)."""
     out_dir = Path(out_dir)
     groups: dict[tuple[int, int], list[ImageItem]] = {}
     for it in items:  # one size per batch
@@ -132,7 +135,7 @@ def predict_with_model(model, num_classes: int, norm: str, items: list[ImageItem
                 x = np.stack([resize_image(im, (nw, nh)) for im in images])
                 x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device)
                 probs = predict_probs(model, x, norm, (h, w), flip=flip, scales=scales, window=window, stride=stride,
-                                      autocast_dtype=autocast_dtype)
+                                      autocast_dtype=autocast_dtype, channels_last=channels_last)
                 preds = probs.argmax(1).cpu().numpy().astype(np.uint8)
                 ents = viz.normalized_entropy(probs)
                 del probs
@@ -176,11 +179,12 @@ def predict_images(checkpoint, inputs, out_dir, *, batch_size: int = 4, flip=Non
         input_size = config_input_size(cfg)
     elif input_size == "native":
         input_size = None
-    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg["train"]["amp"]]
+    fw = forward_options(cfg, device)  # normalisation, autocast, memory format: the same as evaluation's
     hw = lambda s: None if s is None else (int(s[1]), int(s[0]))  # noqa: E731  (W, H) → torch's (H, W)
-    written = predict_with_model(model, cfg["model"]["num_classes"], cfg["model"]["input_norm"], items, out_dir,
+    written = predict_with_model(model, cfg["model"]["num_classes"], fw.norm, items, out_dir,
                                  batch_size=batch_size, input_size=input_size,
                                  flip=cfg["eval"]["flip"] if flip is None else flip,
                                  scales=scales or cfg["eval"]["scales"], window=hw(window), stride=hw(stride),
-                                 device=device, autocast_dtype=amp, cmap=cmap, progress=progress)
+                                 device=device, autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last,
+                                 cmap=cmap, progress=progress)
     return written, skipped

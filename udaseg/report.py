@@ -27,7 +27,7 @@ import torch
 from udaseg import viz
 from udaseg.data import labels as Lb
 from udaseg.engine.evaluation import EvalResult, class_labels, protocol_legend
-from udaseg.engine.inference import predict_probs
+from udaseg.engine.inference import forward_options, predict_probs
 from udaseg.engine.run_logger import read_metrics
 
 _PROTO_ORDER = ("mIoU19", "mIoU16", "mIoU13")
@@ -332,13 +332,13 @@ def pick_indices(n_items: int, n: int) -> list[int]:
 def grid_predictions(model, cfg: dict, dataset, indices: list[int], device) -> list[tuple[np.ndarray, np.ndarray]]:
     """(prediction, normalised entropy) at label resolution for the chosen val items, made as
     evaluation makes them (same inference function and settings)."""
-    ec, mc = cfg["eval"], cfg["model"]
+    ec, fw = cfg["eval"], forward_options(cfg, device)
     out = []
     for i in indices:
         item = dataset[i]
         h, w = item["label"].shape if "label" in item else item["orig_size"]
-        probs = predict_probs(model, item["image"][None].to(device), mc["input_norm"], (h, w), flip=ec["flip"],
-                              scales=ec["scales"])
+        probs = predict_probs(model, item["image"][None].to(device), fw.norm, (h, w), flip=ec["flip"],
+                              scales=ec["scales"], autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last)
         out.append((probs.argmax(1)[0].cpu().numpy().astype(np.uint8), viz.normalized_entropy(probs)[0]))
     return out
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from udaseg.engine.evaluation import EvalResult, class_labels, eval_class_map, evaluate, format_table, protocol_legend
+from udaseg.engine.evaluation import (EvalResult, class_labels, eval_class_map, evaluate_mapped, format_table,
+                                      protocol_legend)
+from udaseg.engine.inference import forward_options
 
 BEST_NOTE = ("note: 'best' is the checkpoint with the highest val mIoU, picked with the very target labels it is "
              "scored on here. The reference implementations report it; it is optimistic, since an unsupervised "
@@ -127,7 +128,7 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
     """
     from udaseg.engine.trainer import build_val_loader, load_segmentor, resolve_device
 
-    ec, mc, tc = cfg["eval"], cfg["model"], cfg["train"]
+    ec, tc = cfg["eval"], cfg["train"]
     k_eval, class_map = eval_class_map(cfg)
     try:
         loader = build_val_loader(cfg)
@@ -138,7 +139,7 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
                          f"has {loader.dataset.num_classes}")
     device = resolve_device(tc["device"])
     model = load_segmentor(state, device) if model is None else model
-    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tc["amp"]]
+    fw = forward_options(cfg, device)  # the same as udaseg predict's
     settings = {"flip": bool(ec["flip"] if flip is None else flip),
                 "scales": [float(s) for s in (ec["scales"] if scales is None else scales)],
                 "window": list(window) if window else None, "stride": list(stride) if stride else None,
@@ -158,9 +159,11 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
         bar = lambda it: tqdm(it, desc=f"evaluating {Path(path).name}", unit="batch", leave=False)  # noqa: E731
     # window / stride come as (W, H) like every size on the command line; torch wants (H, W)
     hw = lambda s: None if s is None else (int(s[1]), int(s[0]))  # noqa: E731
-    result = evaluate(model, loader, k_eval, mc["input_norm"], device, flip=settings["flip"],
-                      scales=settings["scales"], window=hw(window), stride=hw(stride), autocast_dtype=amp,
-                      channels_last=tc["channels_last"], class_map=class_map, progress=bar, on_batch=writer)
+    # class_map (a 19-class model scored in 16): predictions outside the 16 count as misses
+    result = evaluate_mapped(model, loader, k_eval, fw.norm, device, flip=settings["flip"],
+                             scales=settings["scales"], window=hw(window), stride=hw(stride),
+                             autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last, class_map=class_map,
+                             progress=bar, on_batch=writer)
     official = None
     if writer is not None:
         from udaseg.engine.official_check import compare_with_official

@@ -113,7 +113,7 @@ def result_from_matrix(cm: ConfusionMatrix, num_images: int) -> EvalResult:
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool = False,
              scales=(1.0,), window=None, stride=None, autocast_dtype=None, channels_last: bool = False,
-             class_map=None, progress=None, on_batch=None) -> EvalResult:
+             class_map=None, progress=None, on_batch=None, distributed: bool = False) -> EvalResult:
     """Evaluate on a labelled loader: softmax at the label size (logits upsampled bilinearly,
     ``align_corners=True``), argmax, one confusion matrix over all pixels.
 
@@ -121,6 +121,9 @@ def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool =
     ``window``, ``stride``: test-time multi-scale / sliding window, see
     :func:`udaseg.engine.inference.predict_probs`. ``on_batch(pred, batch)``: called with each
     batch's (N, H, W) predicted class indices (after ``class_map``), e.g. to write them out.
+    ``distributed``: each process evaluated its own shard of the split (see
+    :class:`udaseg.engine.sampler.ShardSampler`); the confusion matrices and image counts are
+    summed over the processes (integers: the result equals one process's over the whole split).
     """
     was_training = model.training
     model.eval()
@@ -148,6 +151,11 @@ def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool =
             n += labels.shape[0]
     finally:
         model.train(was_training)
+    if distributed:
+        count = torch.tensor([n], dtype=torch.int64, device=cm.mat.device)
+        torch.distributed.all_reduce(cm.mat)
+        torch.distributed.all_reduce(count)
+        n = int(count)
     if n == 0:
         raise ValueError(f"{_dataset_name(loader)}: the split holds no images to evaluate")
     return result_from_matrix(cm, n)
@@ -166,15 +174,57 @@ PROTOCOL_NOTES = {
 
 
 def eval_class_map(cfg: dict):
-    """(number of evaluated classes, LUT from model classes to them or None): a 19-class model
-    can be scored in the 16-class protocol (``eval.num_classes=16``)."""
+    """(number K of evaluated classes, LUT from model classes to them, or None): a 19-class model
+    can be scored in the 16-class protocol (``eval.num_classes=16``).
+
+    The LUT sends the model's classes outside the K (terrain, truck, train) to K, an "other" bin:
+    the 16-class labels have no such class (those pixels are ignored), so a prediction of one is
+    a miss — a false negative of the pixel's true class, a false positive of none. Evaluate with
+    :func:`evaluate_mapped`, which counts the bin and drops it from the result."""
     k_model = cfg["model"]["num_classes"]
     k_eval = cfg["eval"]["num_classes"] or k_model
     if k_eval == k_model:
         return k_eval, None
     if (k_model, k_eval) != (19, 16):
         raise ValueError(f"cannot evaluate a {k_model}-class model in {k_eval} classes")
-    return k_eval, L.TRAINID19_TO_16[:19]
+    lut = L.TRAINID19_TO_16[:19].astype(np.int64)
+    lut[lut == IGNORE_INDEX] = k_eval  # the "other" bin
+    return k_eval, lut
+
+
+def evaluate_mapped(model, loader, num_classes: int, norm: str, device, *, class_map=None, **kwargs) -> EvalResult:
+    """:func:`evaluate` in ``num_classes`` evaluated classes, the model's predictions mapped by
+    ``class_map`` (from :func:`eval_class_map`; None: the model's own classes, plain
+    :func:`evaluate`). A prediction mapped to ``num_classes`` (the "other" bin: a model class the
+    evaluated set lacks) is a wrong prediction of its pixel: the confusion matrix gets one column
+    more, and :func:`without_other_bin` takes it out after IoU — it lowers the true class's IoU
+    and no other. ``on_batch`` sees the mapped predictions, "other" as ``num_classes``."""
+    if class_map is None:
+        return evaluate(model, loader, num_classes, norm, device, **kwargs)
+    lut = np.asarray(class_map)
+    if lut.size and (lut.min() < 0 or lut.max() > num_classes):
+        raise ValueError(f"class map holds {int(lut.min())}..{int(lut.max())}, outside 0..{num_classes} "
+                         f"({num_classes}: predicted outside the evaluated classes)")
+    return without_other_bin(evaluate(model, loader, num_classes + 1, norm, device, class_map=lut, **kwargs))
+
+
+def without_other_bin(result: EvalResult) -> EvalResult:
+    """The result of K+1 classes, the last the "other" bin that no label holds, as one of K:
+    per-class IoU of the K (the bin's pixels already counted as misses of their true classes),
+    protocol means over them, pixel accuracy unchanged (the bin is never right). The K classes'
+    predicted fractions sum to 1 minus the share predicted "other"."""
+    k = result.num_classes - 1
+    if result.label_fractions[k] > 0:
+        raise ValueError(f"the 'other' bin ({k}) holds labelled pixels; labels must lie in 0..{k - 1}")
+    iou = result.iou[:k]
+
+    def mean(idx):
+        sub = iou[list(idx)]
+        return float(np.nanmean(sub)) if np.isfinite(sub).any() else math.nan
+
+    return EvalResult(num_classes=k, iou=iou, predicted_fractions=result.predicted_fractions[:k],
+                      label_fractions=result.label_fractions[:k], pixel_accuracy=result.pixel_accuracy,
+                      miou={name: mean(idx) for name, idx in protocols(k).items()}, num_images=result.num_images)
 
 
 def class_labels(num_classes: int) -> list[str]:
