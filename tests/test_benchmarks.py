@@ -86,3 +86,13 @@ def test_eval_throughput_benchmark_tiny():
                           "--input", "64x32", "--label", "128x64"], cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "images/s" in out.stdout and "ASPP taps" in out.stdout and "ASPP dilated_conv" in out.stdout
+
+
+def test_saved_activations_benchmark_tiny():
+    out = subprocess.run([sys.executable, "benchmarks/saved_activations.py", "--arch", "deeplabv2_resnet18",
+                          "--meta", "gta5=128x64:19", "--cpu", "64x32"], cwd=REPO, capture_output=True, text=True,
+                         timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| gta5 | 128×64 | 19 | meta | fp32 |" in out.stdout and "bf16 autocast" in out.stdout
+    import re  # the new layer's count on meta equals the real-tensor count exactly
+    assert "new/old" in out.stdout and re.search(r"; new [\d,]+ vs [\d,]+ \(Δ \+0\)", out.stdout), out.stdout

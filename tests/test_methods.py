@@ -148,3 +148,32 @@ def test_domain_accuracy_by_hand():
     t = torch.stack([lo, hi], -1).view(1, 4, 1, 2)
     assert domain_accuracy(s, t, 2) == 0.5
     assert domain_accuracy(s[..., :1], t[..., :1], 2) == 1.0
+
+
+# each method with its defaults, and with each of these keys it has changed
+_VARIANTS = [{"lambda_seg_aux": 0.0}, {"lambda_ent_aux": 0.0}, {"lambda_adv_aux": 0.0}, {"d_input": "softmax"}]
+_CASES = [(n, ml, v) for n in sorted(METHODS) for ml in (True, False)
+          for v in [{}] + [v for v in _VARIANTS if set(v) <= set(method_defaults(n))]]
+
+
+@pytest.mark.parametrize("name,multi_level,extra", _CASES)
+def test_declared_outputs_of_the_last_backward_are_the_ones_with_gradient(name, multi_level, extra):
+    """DDP's find_unused_parameters is derived from what each method declares its last backward
+    (target if it has one, else source) differentiates; autograd must agree with the claim."""
+    m = _method(name, multi_level, **extra)
+    torch.manual_seed(0)
+    leaves = {"logits": torch.randn(1, K, 32, 32), "aux_logits": torch.randn(1, K, 32, 32) if multi_level else None,
+              "features": torch.randn(1, C, 32, 32)}
+    for t in leaves.values():
+        if t is not None:
+            t.requires_grad_(True)
+    p = Pass(SegmentorOutput(**leaves), torch.randint(0, K, (1, 32, 32)), (32, 32))
+    discs = {k: d.requires_grad_(False) for k, d in m.build_discriminators().items()}
+    target_backward = m.uses_target_images and m.target_needs_grad
+    terms = m.target_losses(p, discs) if target_backward else m.source_losses(p)
+    sum(w * v for w, v in terms.values()).backward()
+    reached = {k for k, t in leaves.items() if t is not None and t.grad is not None and bool(t.grad.abs().sum() > 0)}
+    declared = m.target_outputs() if target_backward else m.segmentation_outputs()
+    assert reached == declared
+    heads = {"logits", "aux_logits"} if multi_level else {"logits"}
+    assert m.ddp_find_unused_parameters() == (not heads <= reached)

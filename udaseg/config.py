@@ -23,6 +23,8 @@ class ConfigError(ValueError):
 
 # Keys whose value is a free-form mapping (checked by the code that consumes it).
 FREE_FORM = {"data.source.transforms", "data.target.transforms", "data.val.transforms"}
+# Keys that take true / false or "auto" (resolved per device: udaseg/engine/device_defaults.py).
+AUTO_OR_BOOL = {"train.malloc_tuning", "train.cudnn_benchmark"}
 
 
 def _dataset_defaults(kind, root, split=None, split_list=None, transforms=None):
@@ -41,20 +43,27 @@ DEFAULTS: dict[str, Any] = {
         # frozen: eval-mode BN statistics and frozen affine (the paper, from ImageNet weights);
         # trainable: when training from scratch (frozen statistics of a random init mean nothing)
         "bn_mode": "frozen",
-        "pretrained": None,  # local path of init weights (DeepLab Caffe or torchvision layout)
+        # init weights: a local path (DeepLab Caffe or torchvision layout) or a name —
+        # deeplab_imagenet | torchvision_resnet101, downloaded once (udaseg/models/weights.py)
+        "pretrained": None,
         "pretrained_sha256": None,
         # input normalisation: "caffe" (BGR, mean subtraction; DeepLab/ADVENT weights),
         # "imagenet" (RGB/255, mean/std; torchvision weights), "per_image" (per-image mean/std)
         "input_norm": "caffe",
         # ASPP classifier: "taps" (one 1×1 conv over all 3×3 taps + shifted sum; 8× faster on a
-        # CPU, same parameters) or "dilated_conv" (the four dilated convs as the references write them)
-        "aspp_impl": "taps",
+        # CPU, same parameters), "dilated_conv" (the four dilated convs as the references write
+        # them), or "auto": taps on the CPU, dilated_conv (cuDNN) on CUDA
+        "aspp_impl": "auto",
     },
     "data": {
         "source": _dataset_defaults("gta5", "data/GTA5"),
         "target": _dataset_defaults("cityscapes", "data/cityscapes", split="train"),
         "val": _dataset_defaults("cityscapes", "data/cityscapes", split="val"),
-        "batch_size": 1,  # per domain and per process: a step sees B source + B target images
+        # per domain and per process: a step sees B source + B target images on each of W processes
+        "batch_size": 1,
+        # if set: the global batch per domain (B·W), split across the W processes (FADA's choice),
+        # so the batch — and the LR that suits it — do not change with the number of GPUs
+        "global_batch_size": None,
         "workers": 2,
         "pin_memory": True,
     },
@@ -77,7 +86,9 @@ DEFAULTS: dict[str, Any] = {
         "optimizer_d": "adam",  # discriminators: adam (FADA, ADVENT) | sgd (momentum train.momentum)
         "lr_d": 1e-4,
         "betas_d": [0.9, 0.99],
-        "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler; CUDA only)
+        # auto (bf16 on GPUs that have it, else fp16 with a GradScaler; fp32 on the CPU) | none |
+        # bf16 | fp16 (CUDA only)
+        "amp": "auto",
         "channels_last": False,
         "device": "auto",  # auto | cpu | cuda
         "val_every": 2000,
@@ -85,9 +96,12 @@ DEFAULTS: dict[str, Any] = {
         "keep_every": 0,  # also keep a weights-only snapshot iter_NNNNNN.pt every N iterations (0: off)
         "log_every": 20,
         "image_every": 1000,  # TensorBoard images (source/target, prediction, entropy)
+        # deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG on CUDA); see README "GPUs"
         "deterministic": False,
-        # keep freed memory mapped between steps (glibc mallopt; udaseg/engine/memory.py)
-        "malloc_tuning": True,
+        # keep freed memory mapped between steps (glibc mallopt; udaseg/engine/memory.py):
+        # auto = on the CPU only
+        "malloc_tuning": "auto",
+        "cudnn_benchmark": "auto",  # auto = on CUDA unless train.deterministic
     },
     "eval": {
         "num_classes": None,  # evaluate in another class set than the model's (e.g. 16)
@@ -103,6 +117,10 @@ def _is_number(x) -> bool:
 
 
 def _check_type(key: str, default, value) -> Any:
+    if key in AUTO_OR_BOOL:
+        if value != "auto" and not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true, false or auto, got {value!r}")
+        return value
     if default is None or value is None:
         return value
     if isinstance(default, bool):

@@ -16,19 +16,39 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # from glibc's malloc.h
 _done = False
 
 
+def _mallopt():
+    """glibc's ``mallopt``, or None off glibc."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
 def keep_freed_memory_mapped(trim_threshold: int = 1 << 32, top_pad: int = 1 << 28) -> bool:
     """Apply the tuning once per process; True if glibc accepted it."""
     global _done
     if _done:
         return True
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = all(mallopt(param, value) == 1 for param, value in (
         (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, min(trim_threshold, 2**31 - 1)), (_M_TOP_PAD, top_pad)))
     _done = ok
     return ok
+
+
+def restore_malloc_defaults() -> None:
+    """Undo the tuning in a process that inherited it by fork (DataLoader workers), with glibc's
+    documented defaults (mallopt(3): M_MMAP_MAX 65536, M_TRIM_THRESHOLD and M_TOP_PAD 128 KiB)."""
+    global _done
+    if not _done:
+        return
+    mallopt = _mallopt()
+    if mallopt is None:
+        return
+    for param, value in ((_M_MMAP_MAX, 65536), (_M_TRIM_THRESHOLD, 128 * 1024), (_M_TOP_PAD, 128 * 1024)):
+        mallopt(param, value)
+    _done = False

@@ -51,3 +51,18 @@ class InfiniteBatchSampler(Sampler):
 
     def __len__(self):  # DataLoader asks; the stream is endless
         return 2**62
+
+
+class ShardSampler(Sampler):
+    """Indices ``rank, rank + W, rank + 2W, …`` of a dataset of ``n``: over the W ranks, each
+    index exactly once — no padding duplicates (torch's DistributedSampler repeats images to
+    make the shards equal, which would count them twice in a confusion matrix)."""
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
+        self.n, self.rank, self.world_size = n, rank, world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world_size))
+
+    def __len__(self):
+        return len(range(self.rank, self.n, self.world_size))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import random
 import subprocess
 import sys
@@ -32,16 +33,19 @@ from udaseg.data import labels as Lb
 from udaseg.data.transforms import build_transforms
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
-from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate
+from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate_mapped
+from udaseg.engine.inference import forward_options
 from udaseg.engine.inputs import normalize_images
-from udaseg.engine.memory import keep_freed_memory_mapped
+from udaseg.engine.device_defaults import (AMP_DTYPES, resolve_amp, resolve_aspp_impl, resolve_cudnn_benchmark,
+                                           resolve_malloc_tuning)
+from udaseg.engine.memory import keep_freed_memory_mapped, restore_malloc_defaults
 from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_logger import RunLogger
-from udaseg.engine.sampler import InfiniteBatchSampler
+from udaseg.engine.sampler import InfiniteBatchSampler, ShardSampler
 from udaseg.losses import entropy_map
 from udaseg.methods import build_method
 from udaseg.methods.base import Pass, Terms
-from udaseg.models import build_segmentor
+from udaseg.models import build_segmentor, resolve_pretrained
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -68,9 +72,43 @@ def poly_lr(base: float, it: int, total: int, power: float) -> float:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"train.device is {name!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"train.device is {name!r}; expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device is {name!r} but no CUDA device is available")
+    return device
+
+
+def rank_device(device: torch.device, dist: DistInfo) -> torch.device:
+    """The device of this process: under torchrun each rank has its own GPU, ``cuda:LOCAL_RANK``
+    (a bare ``cuda`` would put every rank's tensors on GPU 0)."""
+    if device.type != "cuda":
+        return device
+    if dist.enabled:
+        if device.index not in (None, dist.local_rank):
+            raise ValueError(f"train.device is {device} but this is rank {dist.rank} with LOCAL_RANK "
+                             f"{dist.local_rank}: under torchrun use train.device=cuda (or auto)")
+        return torch.device("cuda", dist.local_rank)
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def per_process_batch(data_cfg: dict, world_size: int) -> int:
+    """Images per domain per process: ``data.batch_size``, or ``data.global_batch_size`` split
+    evenly across the processes."""
+    glob = data_cfg["global_batch_size"]
+    if glob is None:
+        bs = data_cfg["batch_size"]
+        if bs < 1:
+            raise ValueError(f"data.batch_size must be at least 1, got {bs}")
+        return bs
+    if glob < 1 or glob % world_size:
+        raise ValueError(f"data.global_batch_size={glob} cannot be split evenly across {world_size} "
+                         f"process(es); choose a multiple of {world_size}")
+    return glob // world_size
 
 
 def seed_everything(seed: int) -> None:
@@ -93,6 +131,9 @@ def git_revision() -> str:
 
 
 def _worker_init(worker_id: int) -> None:
+    # A forked worker inherits the trainer's malloc tuning, which keeps freed memory for the
+    # training step's large buffers; a loader worker would only hold on to it.
+    restore_malloc_defaults()
     # Transforms draw from per-sample generators; this only fixes any global-RNG use in workers.
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
@@ -118,25 +159,34 @@ def build_split(spec: dict, num_classes: int, seed: int, *, with_labels: bool = 
     return ds
 
 
-def build_val_loader(cfg: dict) -> DataLoader:
+def build_val_loader(cfg: dict, dist: DistInfo | None = None) -> DataLoader:
+    """The val split's loader; under DDP each rank gets every W-th image (each image exactly once,
+    no padding duplicates) and ``evaluate`` all-reduces the confusion matrix."""
     k = cfg["eval"]["num_classes"] or cfg["model"]["num_classes"]
     ds = build_split(cfg["data"]["val"], k, cfg["seed"])
-    return DataLoader(ds, batch_size=cfg["eval"]["batch_size"], shuffle=False, num_workers=min(cfg["data"]["workers"], 2))
+    dist = dist or DistInfo()
+    return DataLoader(ds, batch_size=cfg["eval"]["batch_size"], sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
+                      num_workers=min(cfg["data"]["workers"], 2))
 
 
-def evaluate_model(model, cfg: dict, device, loader: DataLoader, amp_dtype=None) -> EvalResult:
-    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip, scales)."""
+def evaluate_model(model, cfg: dict, device, loader: DataLoader, dist: DistInfo | None = None) -> EvalResult:
+    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip, scales)
+    and its forward options (normalisation, autocast, memory format: those of ``udaseg evaluate``
+    and ``udaseg predict`` too)."""
     k_eval, class_map = eval_class_map(cfg)
-    return evaluate(model, loader, k_eval, cfg["model"]["input_norm"], device, flip=cfg["eval"]["flip"],
-                    scales=tuple(cfg["eval"]["scales"]), autocast_dtype=amp_dtype,
-                    channels_last=cfg["train"]["channels_last"], class_map=class_map)
+    fw = forward_options(cfg, device)
+    return evaluate_mapped(model, loader, k_eval, fw.norm, device, flip=cfg["eval"]["flip"],
+                           scales=tuple(cfg["eval"]["scales"]), autocast_dtype=fw.autocast_dtype,
+                           channels_last=fw.channels_last, class_map=class_map,
+                           distributed=dist is not None and dist.enabled)
 
 
 def load_segmentor(state: dict, device) -> torch.nn.Module:
     """The segmentor of a udaseg checkpoint, in eval mode on ``device``."""
     mc = state["config"]["model"]
+    device = torch.device(device)
     model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
-                            aspp_impl=mc.get("aspp_impl", "taps"))  # older checkpoints lack the key
+                            aspp_impl=resolve_aspp_impl(mc.get("aspp_impl", "taps"), device))  # older: no key
     model.load_state_dict(state["segmentor"])
     return model.to(device).eval()
 
@@ -148,31 +198,33 @@ class Trainer:
                  progress: bool = True):
         self.cfg = copy.deepcopy(cfg)
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(cfg["train"]["device"])
-        self.dist = dist if dist is not None else init_from_env(self.device.type)
+        device = resolve_device(cfg["train"]["device"])
+        self.dist = dist if dist is not None else init_from_env(device.type)
+        self.device = rank_device(device, self.dist)
         self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         tc, mc = cfg["train"], cfg["model"]
         if mc["bn_mode"] == "sync" and self.dist.enabled and self.device.type != "cuda":
             raise ValueError("model.bn_mode=sync needs CUDA (torch's SyncBatchNorm runs on GPUs only); "
                              "use model.bn_mode=trainable for multi-process CPU runs")
-        if tc["malloc_tuning"]:
-            keep_freed_memory_mapped()
-        if tc["deterministic"]:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.batch_size = per_process_batch(cfg["data"], self.dist.world_size)
+        self.resolved = self._apply_device_settings()
         seed_everything(cfg["seed"])
 
+        if mc["pretrained"] and self.dist.enabled:  # a named file: rank 0 downloads it, the others wait
+            if self.dist.is_main:
+                resolve_pretrained(mc["pretrained"], mc["arch"], input_norm=mc["input_norm"],
+                                   sha256=mc["pretrained_sha256"])
+            barrier(self.dist)
         self.model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
                                      mc["pretrained"], pretrained_sha256=mc["pretrained_sha256"],
-                                     aspp_impl=mc["aspp_impl"]).to(self.device)
+                                     aspp_impl=self.resolved["aspp_impl"], input_norm=mc["input_norm"]).to(self.device)
         self.method = build_method(cfg["method"], mc["num_classes"], self.model.feature_channels, mc["multi_level"])
         self.discs = torch.nn.ModuleDict(self.method.build_discriminators()).to(self.device)
         if tc["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
             self.discs.to(memory_format=torch.channels_last)
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tc["amp"]]
-        if tc["amp"] == "fp16" and self.device.type != "cuda":
-            raise ValueError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=tc["amp"] == "fp16")
+        self.amp_dtype = AMP_DTYPES[self.resolved["amp"]]
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.resolved["amp"] == "fp16")
 
         self.opt_g = build_optimizer(tc["optimizer"], self.model.param_groups(tc["lr"], tc["head_lr_mult"]),
                                      lr=tc["lr"], momentum=tc["momentum"], betas=tuple(tc["betas"]),
@@ -193,9 +245,12 @@ class Trainer:
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            ids = [self.device.index or 0] if self.device.type == "cuda" else None
-            # find_unused_parameters: the aux head gets no gradient from the target backward
-            self.model_ddp = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # Gradients are all-reduced once a step, in the last segmenter backward (step() runs
+            # the source pass under no_sync when a target backward follows); a head that this
+            # backward does not reach (e.g. FADA's classifiers) needs find_unused_parameters.
+            self.model_ddp = DDP(self.model, device_ids=ids,
+                                 find_unused_parameters=self.method.ddp_find_unused_parameters())
             self.discs_ddp = torch.nn.ModuleDict({k: DDP(d, device_ids=ids) for k, d in self.discs.items()})
 
         self._build_data()
@@ -208,9 +263,28 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # set-up
     # ------------------------------------------------------------------------------------------
+    def _apply_device_settings(self) -> dict:
+        """Resolve the device-dependent settings (``auto``) and apply the process-wide ones."""
+        tc, dev = self.cfg["train"], self.device
+        out = {"aspp_impl": resolve_aspp_impl(self.cfg["model"]["aspp_impl"], dev),
+               "amp": resolve_amp(tc["amp"], dev),
+               "malloc_tuning": resolve_malloc_tuning(tc["malloc_tuning"], dev),
+               "cudnn_benchmark": resolve_cudnn_benchmark(tc["cudnn_benchmark"], dev, tc["deterministic"]),
+               "deterministic": tc["deterministic"]}
+        if out["malloc_tuning"]:
+            keep_freed_memory_mapped()
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = out["cudnn_benchmark"]
+        if tc["deterministic"]:
+            # cuBLAS needs a fixed workspace for deterministic GEMMs (set before its first use)
+            out["cublas_workspace_config"] = os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.deterministic = True
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        return out
+
     def _build_data(self) -> None:
         cfg, m = self.cfg, self.method
-        k, bs, seed = cfg["model"]["num_classes"], cfg["data"]["batch_size"], cfg["seed"]
+        k, bs, seed = cfg["model"]["num_classes"], self.batch_size, cfg["seed"]
         self.loaders = {}
         if m.uses_source:
             self.loaders["source"] = self._loader(build_split(cfg["data"]["source"], k, seed), bs, seed)
@@ -235,6 +309,8 @@ class Trainer:
             "command": sys.argv, "world_size": self.dist.world_size, "device": str(self.device),
             "method": self.method.name, "oracle_uses_target_labels": self.method.uses_target_labels,
             "bn_mode": self.cfg["model"]["bn_mode"], "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "batch_per_process": self.batch_size, "global_batch": self.batch_size * self.dist.world_size,
+            "resolved": self.resolved,
             "resumed_from_iter": self.start_iter if resume else None,
             "init_from": self.cfg["train"]["init_from"],
             "init_report": None if self.model.init_report is None else self.model.init_report.summary(),
@@ -265,6 +341,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "best": dict(self.best),
             "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
                     "python_pos": random.getstate()[2],
                     "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
                     "numpy_pos": int(np.random.get_state()[2])},
@@ -292,6 +369,8 @@ class Trainer:
         self.start_iter = int(state["iteration"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and rng.get("cuda") is not None:  # rank 0's state, as for the CPU's
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         random.setstate((3, tuple(rng["python"]), rng["python_pos"]))
         np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"]))
 
@@ -381,10 +460,14 @@ class Trainer:
         # One autocast region for both segmenter passes: autocast caches the bf16/fp16 copies of
         # the weights until its outermost region exits, so they are cast once per step, not once
         # per pass (the casts were 13% of a demo step). The weights do not change inside it.
+        # DDP: one gradient all-reduce a step, in the last backward (the target one if it exists)
+        target_backward = self.method.uses_target_images and self.method.target_needs_grad
+        no_sync = self.model_ddp.no_sync if self.dist.enabled and target_backward else contextlib.nullcontext
         with self._autocast():
             if self.method.uses_source:
-                p = self._forward(batches["source"], self.model_ddp)
-                self._backward(self.method.source_losses(p), logs)
+                with no_sync():
+                    p = self._forward(batches["source"], self.model_ddp)
+                    self._backward(self.method.source_losses(p), logs)
                 src = p.detached()
             if self.method.uses_target_images:
                 if self.method.target_needs_grad:
@@ -419,8 +502,10 @@ class Trainer:
         tc = self.cfg["train"]
         total = tc["iters"]
         it = self.start_iter
-        self.logger.text(f"start {self.method.name} at iteration {it}/{total} on {self.device} "
-                         f"(world size {self.dist.world_size})")
+        bs, world = self.batch_size, self.dist.world_size
+        self.logger.text(f"start {self.method.name} at iteration {it}/{total} on {self.device} (world size {world}); "
+                         f"batch per domain: {bs} per process x {world} process(es) = {bs * world} global; "
+                         f"resolved {self.resolved}")
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -473,21 +558,20 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def evaluate(self) -> EvalResult:
         if not hasattr(self, "_val_loader"):
-            self._val_loader = build_val_loader(self.cfg)
-        return evaluate_model(self.model, self.cfg, self.device, self._val_loader, self.amp_dtype)
+            self._val_loader = build_val_loader(self.cfg, self.dist)
+        return evaluate_model(self.model, self.cfg, self.device, self._val_loader, self.dist)
 
-    def _validate(self, it: int) -> EvalResult | None:
-        result = None
+    def _validate(self, it: int) -> EvalResult:
+        result = self.evaluate()  # every rank evaluates its shard; all get the reduced result
         if self.dist.is_main:
-            result = self.evaluate()
             d = result.to_dict()
             self.logger.log({"kind": "val", "iter": it, **{k: v for k, v in d.items() if k.startswith("mIoU")},
                              "pixel_accuracy": d["pixel_accuracy"], "iou": d["iou"],
                              "predicted_fractions": d["predicted_fractions"]})
             self.logger.text(f"val @ {it}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.miou.items()))
-            if result.main_miou > self.best["miou"]:
-                self.best = {"miou": result.main_miou, "iter": it}
-                self.save(BEST, it)
+        if result.main_miou > self.best["miou"]:  # on every rank, so all keep the same best
+            self.best = {"miou": result.main_miou, "iter": it}
+            self.save(BEST, it)  # written by rank 0
         barrier(self.dist)
         return result
 

@@ -43,6 +43,9 @@ class AdaptSegNet(Method):
             logits = upsample_like(logits, p.image_size)
         return torch.softmax(logits.float(), dim=1)
 
+    def target_outputs(self) -> set[str]:
+        return {"logits" if lvl == "main" else "aux_logits" for lvl, _ in self.levels()}
+
     def target_losses(self, tgt: Pass, discs) -> Terms:
         return {f"adv_{lvl}": (w, L.binary_adversarial_loss(discs[f"d_{lvl}"](self.d_input(tgt, lvl)), L.SOURCE))
                 for lvl, w in self.levels()}

@@ -25,8 +25,16 @@ class MinEnt(Method):
         "upsample": True,
     }
 
+    def target_outputs(self) -> set[str]:
+        return entropy_outputs(self.cfg, self.multi_level)
+
     def target_losses(self, tgt: Pass, discs) -> Terms:
         return entropy_terms(tgt, self.cfg, self.multi_level)
+
+
+def entropy_outputs(cfg: dict, multi_level: bool) -> set[str]:
+    """The outputs :func:`entropy_terms` differentiate."""
+    return {"logits", "aux_logits"} if multi_level and cfg["lambda_ent_aux"] > 0 else {"logits"}
 
 
 def entropy_terms(tgt: Pass, cfg: dict, multi_level: bool) -> Terms:

@@ -71,6 +71,24 @@ class Method:
         """Terms for the discriminators' update, and metrics (e.g. accuracy) to log."""
         return {}, {}
 
+    # -- what the last backward of a step reaches (for DDP) -----------------------------------
+    def target_outputs(self) -> set[str]:
+        """The segmenter outputs (``logits``, ``aux_logits``, ``features``) through which
+        ``target_losses`` send gradient (tests/test_methods.py checks each method's claim)."""
+        return set()
+
+    def segmentation_outputs(self) -> set[str]:
+        """The outputs ``segmentation_terms`` differentiate."""
+        aux = self.multi_level and self.cfg["lambda_seg_aux"] > 0
+        return {"logits", "aux_logits"} if aux else {"logits"}
+
+    def ddp_find_unused_parameters(self) -> bool:
+        """Whether some head gets no gradient in the step's last segmenter backward — the one DDP
+        all-reduces in (the target backward if there is one, else the source backward)."""
+        last = self.target_outputs() if self.uses_target_images and self.target_needs_grad else self.segmentation_outputs()
+        heads = {"logits", "aux_logits"} if self.multi_level else {"logits"}
+        return not heads <= last
+
     # -- shared pieces ----------------------------------------------------------------------
     def segmentation_terms(self, out: SegmentorOutput, labels: torch.Tensor, prefix: str = "seg") -> Terms:
         """L_seg (eq. 1) on the main head, plus λ_seg_aux × L_seg on the aux head if present."""

@@ -75,6 +75,10 @@ class FADA(Method):
         return L.class_probabilities(logits, self.cfg["temperature"], self.cfg["clip"], size=size)
 
     # -- the method ----------------------------------------------------------------------------
+    def target_outputs(self) -> set[str]:
+        # a_t is detached: only what D sees carries gradient
+        return {"features"} if self.cfg["d_input"] == "features" else {"logits"}
+
     def target_losses(self, tgt: Pass, discs) -> Terms:
         d_out = self._d_logits(discs["d_fine"], tgt)
         a_t = self._probs(tgt, d_out.shape[-2:])

@@ -1,7 +1,7 @@
 """The paper's method: the fine-grained discriminator of FADA + entropy minimisation (eq. 7–8)."""
 from __future__ import annotations
 
-from udaseg.methods.advent import MinEnt, entropy_terms
+from udaseg.methods.advent import MinEnt, entropy_outputs, entropy_terms
 from udaseg.methods.base import Pass, Terms
 from udaseg.methods.fada import FADA
 
@@ -23,6 +23,9 @@ class FGDEnt(FADA):
         "lambda_ent_aux": MinEnt.DEFAULTS["lambda_ent_aux"],
         "upsample": True,  # entropy on predictions at input size (ADVENT)
     }
+
+    def target_outputs(self) -> set[str]:
+        return super().target_outputs() | entropy_outputs(self.cfg, self.multi_level)
 
     def target_losses(self, tgt: Pass, discs) -> Terms:
         return {**super().target_losses(tgt, discs), **entropy_terms(tgt, self.cfg, self.multi_level)}

@@ -33,5 +33,8 @@ class TargetOnly(Method):
     uses_target_images = True
     uses_target_labels = True
 
+    def target_outputs(self) -> set[str]:
+        return self.segmentation_outputs()
+
     def target_losses(self, tgt: Pass, discs) -> Terms:
         return self.segmentation_terms(tgt.out, tgt.labels)
