@@ -5,7 +5,8 @@ temporary folder, and reused read-mostly (tests write their outputs elsewhere, e
 evaluation CSV / JSON, which belong in a run directory).
 """
 from fixtures import tiny_benchmark, tiny_config
-from udaseg.engine.trainer import Trainer, run_training
+from udaseg.engine.stages import run_training
+from udaseg.engine.trainer import Trainer
 
 _RUNS = {}
 

@@ -9,7 +9,8 @@ import torch
 from fixtures import tiny_benchmark, tiny_config
 from udaseg.engine import device_defaults as dd
 from udaseg.engine.distributed import DistInfo
-from udaseg.engine.trainer import Trainer, per_process_batch, rank_device
+from udaseg.engine.builders import per_process_batch, rank_device
+from udaseg.engine.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ import yaml
 
 from fixtures import make_cityscapes, tiny_benchmark, tiny_config
 from udaseg.engine.checkpoint import load_checkpoint
-from udaseg.engine.trainer import Trainer, run_training, stage_configs
+from udaseg.engine.stages import run_training, stage_configs
+from udaseg.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -49,7 +49,7 @@ def parse_probe(text: str) -> tuple[str, str, list[str]]:
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
                  log=print, probes: list[tuple[str, str, list[str]]] = ()) -> dict:
     from udaseg.data.demo import demo_is_complete, write_demo
-    from udaseg.engine.trainer import run_training
+    from udaseg.engine.stages import run_training
     from udaseg.pipeline import demo_config
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -99,7 +99,7 @@ def _evaluate(ckpt, cfg, adabn: bool = False) -> dict:
 
     from udaseg.engine.adabn import adapt_batchnorm
     from udaseg.engine.checkpoint import load_checkpoint
-    from udaseg.engine.trainer import build_split, build_val_loader, evaluate_model, load_segmentor, resolve_device
+    from udaseg.engine.builders import build_split, build_val_loader, evaluate_model, load_segmentor, resolve_device
 
     state = load_checkpoint(ckpt)
     device = resolve_device(cfg["train"]["device"])

@@ -56,7 +56,7 @@ def _cmd_demo(args) -> int:
 
 def _cmd_train(args) -> int:
     from udaseg.config import load_config
-    from udaseg.engine.trainer import run_training
+    from udaseg.engine.stages import run_training
 
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg["output_dir"]) / cfg["name"]

@@ -34,7 +34,7 @@ def run_demo(data_dir="data/demo", run_dir="runs/demo", *, seed: int = 0, method
     """Returns {"results": {name: EvalResult}, "run_dir": Path, "report": Path | None}."""
     from udaseg.data.demo import demo_is_complete, write_demo
     from udaseg.engine.evaluation import format_table
-    from udaseg.engine.trainer import run_training
+    from udaseg.engine.stages import run_training
 
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     if not demo_is_complete(data_dir, seed=seed):
@@ -84,7 +84,7 @@ def run_demo(data_dir="data/demo", run_dir="runs/demo", *, seed: int = 0, method
 
 def _evaluate_checkpoint(ckpt, cfg):
     from udaseg.engine.checkpoint import load_checkpoint
-    from udaseg.engine.trainer import build_val_loader, evaluate_model, load_segmentor, resolve_device
+    from udaseg.engine.builders import build_val_loader, evaluate_model, load_segmentor, resolve_device
 
     state = load_checkpoint(ckpt)
     device = resolve_device(cfg["train"]["device"])

@@ -161,7 +161,7 @@ def predict_images(checkpoint, inputs, out_dir, *, batch_size: int = 4, flip=Non
     """
     from udaseg.engine.checkpoint import load_checkpoint
     from udaseg.engine.eval_checkpoints import evaluation_config
-    from udaseg.engine.trainer import load_segmentor, resolve_device
+    from udaseg.engine.builders import load_segmentor, resolve_device
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")

@@ -412,7 +412,7 @@ def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, che
     """
     from udaseg.engine.checkpoint import load_checkpoint
     from udaseg.engine.eval_checkpoints import evaluate_state, evaluation_config
-    from udaseg.engine.trainer import build_val_loader, load_segmentor, resolve_device
+    from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
 
     if not run_dirs:
         raise ValueError("the report needs at least one run directory")

@@ -126,7 +126,7 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
     (W, H) of sliding-window inference on the network input, or None. official_dir: write the
     predictions there as labelId PNGs and compare with the official Cityscapes script.
     """
-    from udaseg.engine.trainer import build_val_loader, load_segmentor, resolve_device
+    from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
 
     ec, tc = cfg["eval"], cfg["train"]
     k_eval, class_map = eval_class_map(cfg)

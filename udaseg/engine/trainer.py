@@ -18,7 +18,6 @@ import contextlib
 import copy
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,20 +27,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from udaseg.config import dump_config
-from udaseg.data import datasets as D
 from udaseg.data import labels as Lb
-from udaseg.data.transforms import build_transforms
+from udaseg.engine.builders import (_worker_init, build_split, build_val_loader, check_writable, evaluate_model,
+                                    git_revision, per_process_batch, poly_lr, rank_device, resolve_device,
+                                    seed_everything)
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
-from udaseg.engine.distributed import DistInfo, barrier, init_from_env
-from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate_mapped
-from udaseg.engine.inference import forward_options
-from udaseg.engine.inputs import normalize_images
 from udaseg.engine.device_defaults import (AMP_DTYPES, resolve_amp, resolve_aspp_impl, resolve_cudnn_benchmark,
                                            resolve_malloc_tuning)
-from udaseg.engine.memory import keep_freed_memory_mapped, restore_malloc_defaults
+from udaseg.engine.distributed import DistInfo, barrier, init_from_env
+from udaseg.engine.evaluation import EvalResult
+from udaseg.engine.inputs import normalize_images
+from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_logger import RunLogger
-from udaseg.engine.sampler import InfiniteBatchSampler, ShardSampler
+from udaseg.engine.sampler import InfiniteBatchSampler
 from udaseg.losses import entropy_map
 from udaseg.methods import build_method
 from udaseg.methods.base import Pass, Terms
@@ -52,143 +51,6 @@ LAST, BEST = "last.pt", "best.pt"
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; raised before it can touch the weights."""
-
-
-def check_writable(run_dir: Path) -> None:
-    """Fail early, naming the folder, if the run directory cannot be created or written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(f"output directory {run_dir} is not writable ({exc.strerror or exc})") from None
-
-
-def poly_lr(base: float, it: int, total: int, power: float) -> float:
-    return base * (1 - it / total) ** power if total > 0 else base
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"train.device is {name!r}; expected auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"train.device is {name!r}; expected auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device is {name!r} but no CUDA device is available")
-    return device
-
-
-def rank_device(device: torch.device, dist: DistInfo) -> torch.device:
-    """The device of this process: under torchrun each rank has its own GPU, ``cuda:LOCAL_RANK``
-    (a bare ``cuda`` would put every rank's tensors on GPU 0)."""
-    if device.type != "cuda":
-        return device
-    if dist.enabled:
-        if device.index not in (None, dist.local_rank):
-            raise ValueError(f"train.device is {device} but this is rank {dist.rank} with LOCAL_RANK "
-                             f"{dist.local_rank}: under torchrun use train.device=cuda (or auto)")
-        return torch.device("cuda", dist.local_rank)
-    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
-
-
-def per_process_batch(data_cfg: dict, world_size: int) -> int:
-    """Images per domain per process: ``data.batch_size``, or ``data.global_batch_size`` split
-    evenly across the processes."""
-    glob = data_cfg["global_batch_size"]
-    if glob is None:
-        bs = data_cfg["batch_size"]
-        if bs < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {bs}")
-        return bs
-    if glob < 1 or glob % world_size:
-        raise ValueError(f"data.global_batch_size={glob} cannot be split evenly across {world_size} "
-                         f"process(es); choose a multiple of {world_size}")
-    return glob // world_size
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def git_revision() -> str:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5)
-        if rev.returncode == 0:
-            return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
-
-
-def _worker_init(worker_id: int) -> None:
-    # A forked worker inherits the trainer's malloc tuning, which keeps freed memory for the
-    # training step's large buffers; a loader worker would only hold on to it.
-    restore_malloc_defaults()
-    # Transforms draw from per-sample generators; this only fixes any global-RNG use in workers.
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def build_split(spec: dict, num_classes: int, seed: int, *, with_labels: bool = True) -> D.SegmentationDataset:
-    """A dataset from a ``data.source`` / ``data.target`` / ``data.val`` config section."""
-    kind = spec["kind"]
-    kwargs = {"root": spec["root"], "transform": build_transforms(spec.get("transforms")), "seed": seed}
-    ds_classes = spec.get("num_classes") or num_classes
-    if kind == "cityscapes":
-        kwargs.update(split=spec.get("split") or "train", num_classes=ds_classes, with_labels=with_labels)
-    elif kind == "synthia":
-        kwargs.update(num_classes=ds_classes, split_list=spec.get("split_list"))
-    elif kind == "gta5":
-        kwargs.update(split_list=spec.get("split_list"))
-    elif kind == "folder":
-        kwargs.pop("seed")
-    ds = D.build_dataset(kind, **kwargs)
-    if with_labels and kind != "folder" and ds.num_classes != num_classes:
-        raise ValueError(f"dataset {ds.name} has {ds.num_classes} classes but model.num_classes is {num_classes}")
-    return ds
-
-
-def build_val_loader(cfg: dict, dist: DistInfo | None = None) -> DataLoader:
-    """The val split's loader; under DDP each rank gets every W-th image (each image exactly once,
-    no padding duplicates) and ``evaluate`` all-reduces the confusion matrix."""
-    k = cfg["eval"]["num_classes"] or cfg["model"]["num_classes"]
-    ds = build_split(cfg["data"]["val"], k, cfg["seed"])
-    dist = dist or DistInfo()
-    return DataLoader(ds, batch_size=cfg["eval"]["batch_size"], sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
-                      num_workers=min(cfg["data"]["workers"], 2))
-
-
-def evaluate_model(model, cfg: dict, device, loader: DataLoader, dist: DistInfo | None = None) -> EvalResult:
-    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip, scales)
-    and its forward options (normalisation, autocast, memory format: those of ``udaseg evaluate``
-    and ``udaseg predict`` too)."""
-    k_eval, class_map = eval_class_map(cfg)
-    fw = forward_options(cfg, device)
-    return evaluate_mapped(model, loader, k_eval, fw.norm, device, flip=cfg["eval"]["flip"],
-                           scales=tuple(cfg["eval"]["scales"]), autocast_dtype=fw.autocast_dtype,
-                           channels_last=fw.channels_last, class_map=class_map,
-                           distributed=dist is not None and dist.enabled)
-
-
-def load_segmentor(state: dict, device) -> torch.nn.Module:
-    """The segmentor of a udaseg checkpoint, in eval mode on ``device``."""
-    mc = state["config"]["model"]
-    device = torch.device(device)
-    model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
-                            aspp_impl=resolve_aspp_impl(mc.get("aspp_impl", "taps"), device))  # older: no key
-    model.load_state_dict(state["segmentor"])
-    return model.to(device).eval()
 
 
 class Trainer:
@@ -594,51 +456,3 @@ class Trainer:
             images[f"{name}/prediction"] = Lb.colorize(pred, k)
             images[f"{name}/entropy"] = np.repeat(ent[..., None], 3, axis=2)
         self.logger.images(it, images)
-
-
-# ----------------------------------------------------------------------------------------------
-# the paper's two stages
-# ----------------------------------------------------------------------------------------------
-
-def stage_configs(cfg: dict) -> list[tuple[str, dict]]:
-    """[(sub-directory, config)] of the stages to run: a source-only stage of
-    ``train.pretrain_iters`` first when the method adapts and no ``init_from`` is given, whose
-    last checkpoint then initialises the method's stage."""
-    from udaseg.methods import method_defaults
-
-    tc = cfg["train"]
-    if cfg["method"]["name"] in ("source_only", "target_only") or tc["pretrain_iters"] <= 0 or tc["init_from"]:
-        return [("", cfg)]
-    pre = copy.deepcopy(cfg)
-    pre["method"] = {"name": "source_only", **method_defaults("source_only"),
-                     "lambda_seg_aux": cfg["method"].get("lambda_seg_aux", 0.1)}
-    pre["train"]["iters"] = tc["pretrain_iters"]
-    return [("source_only", pre), ("", cfg)]
-
-
-def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
-    """Run all stages of ``cfg`` into ``run_dir`` (stage 1 in ``run_dir/source_only``). With
-    ``resume``, a finished stage is skipped and an interrupted one continues from its last
-    checkpoint."""
-    run_dir = Path(run_dir)
-    results = {}
-    init_from = None
-    for sub, stage_cfg in stage_configs(cfg):
-        stage_dir = run_dir / sub if sub else run_dir
-        if init_from is not None:
-            stage_cfg = copy.deepcopy(stage_cfg)
-            stage_cfg["train"]["init_from"] = str(init_from)
-        last = stage_dir / "checkpoints" / LAST
-        if resume and _finished(last, stage_cfg["train"]["iters"]):
-            results[sub or "main"] = {"last": last, "skipped": True}
-        else:
-            trainer = Trainer(stage_cfg, stage_dir, resume=resume, progress=progress)
-            results[sub or "main"] = trainer.train()
-        init_from = last
-    return results
-
-
-def _finished(last: Path, iters: int) -> bool:
-    if not last.is_file():
-        return False
-    return int(load_checkpoint(last)["iteration"]) >= iters

@@ -1,0 +1,52 @@
+"""The paper's two stages: source-only first, then the method from that stage's last checkpoint."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from udaseg.engine.checkpoint import load_checkpoint
+from udaseg.engine.trainer import LAST, Trainer
+
+
+def stage_configs(cfg: dict) -> list[tuple[str, dict]]:
+    """[(sub-directory, config)] of the stages to run: a source-only stage of
+    ``train.pretrain_iters`` first when the method adapts and no ``init_from`` is given, whose
+    last checkpoint then initialises the method's stage."""
+    from udaseg.methods import method_defaults
+
+    tc = cfg["train"]
+    if cfg["method"]["name"] in ("source_only", "target_only") or tc["pretrain_iters"] <= 0 or tc["init_from"]:
+        return [("", cfg)]
+    pre = copy.deepcopy(cfg)
+    pre["method"] = {"name": "source_only", **method_defaults("source_only"),
+                     "lambda_seg_aux": cfg["method"].get("lambda_seg_aux", 0.1)}
+    pre["train"]["iters"] = tc["pretrain_iters"]
+    return [("source_only", pre), ("", cfg)]
+
+
+def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Run all stages of ``cfg`` into ``run_dir`` (stage 1 in ``run_dir/source_only``). With
+    ``resume``, a finished stage is skipped and an interrupted one continues from its last
+    checkpoint."""
+    run_dir = Path(run_dir)
+    results = {}
+    init_from = None
+    for sub, stage_cfg in stage_configs(cfg):
+        stage_dir = run_dir / sub if sub else run_dir
+        if init_from is not None:
+            stage_cfg = copy.deepcopy(stage_cfg)
+            stage_cfg["train"]["init_from"] = str(init_from)
+        last = stage_dir / "checkpoints" / LAST
+        if resume and _finished(last, stage_cfg["train"]["iters"]):
+            results[sub or "main"] = {"last": last, "skipped": True}
+        else:
+            trainer = Trainer(stage_cfg, stage_dir, resume=resume, progress=progress)
+            results[sub or "main"] = trainer.train()
+        init_from = last
+    return results
+
+
+def _finished(last: Path, iters: int) -> bool:
+    if not last.is_file():
+        return False
+    return int(load_checkpoint(last)["iteration"]) >= iters
