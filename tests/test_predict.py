@@ -1,5 +1,9 @@
 """``udaseg predict``: the four outputs per image, their sizes, modes and values; folders of
-mixed sizes; non-images skipped and named; the colour / entropy helpers."""
+mixed sizes; non-images and images that do not decode skipped and named; the colour / entropy
+helpers; never a file overwritten that predict did not write (ground truth above all)."""
+import copy
+import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +14,8 @@ from PIL import Image
 from shared_runs import tiny_runs
 from udaseg import viz
 from udaseg.data import labels as L
-from udaseg.predict import ImageItem, collect_images, predict_images, predict_with_model
+from udaseg.predict import (MANIFEST_NAME, ImageItem, UnsafeOutputError, collect_images, predict_images,
+                            predict_with_model, previous_outputs)
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +32,24 @@ def _folder(root):
     Image.fromarray(rng.integers(0, 256, (21, 33), dtype=np.uint8), mode="L").save(root / "grey.png")  # grey is fine
     (root / "notes.txt").write_text("not an image")
     (root / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(root / "cut.png")
+    data = (root / "cut.png").read_bytes()
+    (root / "cut.png").write_bytes(data[: len(data) // 2])  # a valid header, truncated pixel data
     return root
 
 
 def test_predict_writes_four_outputs_per_image(checkpoint, tmp_path):
     images = _folder(tmp_path / "in")
-    with pytest.warns(UserWarning, match=r"skipped 2 non-image file\(s\): .*broken.png, .*notes.txt"):
+    with pytest.warns(UserWarning) as record:
         written, skipped = predict_images(checkpoint, [images], tmp_path / "out", batch_size=2)
-    assert sorted(p.name for p in skipped) == ["broken.png", "notes.txt"]
+    # one warning per skipped file, with its reason; the job goes on past the truncated image
+    messages = sorted(str(w.message) for w in record if str(w.message).startswith("skipped "))
+    assert len(messages) == 3, messages
+    assert messages[0].startswith(f"skipped {images / 'broken.png'}: not an image")
+    assert messages[1].startswith(f"skipped {images / 'cut.png'}: cannot read as an image") and "truncated" in messages[1]
+    assert messages[2] == f"skipped {images / 'notes.txt'}: not an image file (extension '.txt')"
+    assert sorted(p.name for p in skipped) == ["broken.png", "cut.png", "notes.txt"]
+    assert {s.path for s in skipped} == {images / n for n in ("broken.png", "cut.png", "notes.txt")}
     assert len(written) == 4
     out = tmp_path / "out"
     palette = {tuple(c) for c in L.PALETTE_19}
@@ -49,10 +64,15 @@ def test_predict_writes_four_outputs_per_image(checkpoint, tmp_path):
         # the colour map and the labelId map are the same prediction
         assert np.array_equal(L.colorize(L.LABELID_TO_TRAINID[ids]), color)
         assert {tuple(c) for c in np.asarray(entropy).reshape(-1, 3)} <= {tuple(c) for c in viz.colormap_lut("magma")}
-    # a Cityscapes input keeps its sub-folder and gets the Cityscapes labelId name
+    # a Cityscapes input keeps its sub-folder and gets a Cityscapes labelId name that is not the ground truth's
     sub = out / "sub"
-    assert Image.open(sub / "berlin_000001_000019_gtFine_labelIds.png").size == (70, 50)
+    assert Image.open(sub / "berlin_000001_000019_pred_labelIds.png").size == (70, 50)
     assert (sub / "berlin_000001_000019_color.png").is_file() and (sub / "berlin_000001_000019_entropy.png").is_file()
+    assert not list(out.rglob("*_gtFine_*")) and not (out / "cut_color.png").exists()
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert set(manifest["files"]) == {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert len(manifest["files"]) == 16
+    assert {s["path"] for s in manifest["skipped"]} == {str(s.path) for s in skipped}
 
 
 def test_predict_refuses_missing_input_and_folders_without_images(checkpoint, tmp_path):
@@ -81,7 +101,8 @@ def test_entropy_and_colour_values_of_known_probabilities(tmp_path):
     Image.fromarray(img).save(tmp_path / "x.png")
     items, _ = collect_images([tmp_path / "x.png"])
     assert items == [ImageItem(tmp_path / "x.png", tmp_path.joinpath("x.png").relative_to(tmp_path), (16, 8))]
-    predict_with_model(_Fixed(), 19, "imagenet", items, tmp_path / "out")
+    written, skipped = predict_with_model(_Fixed(), 19, "imagenet", items, tmp_path / "out")
+    assert len(written) == 1 and skipped == []
     ent = np.asarray(Image.open(tmp_path / "out" / "x_entropy.png"))
     lut = viz.colormap_lut("magma")
     assert (ent[:, :8] == lut[255]).all() and (ent[:, 8:] == lut[0]).all()
@@ -109,13 +130,22 @@ def test_predict_cli(checkpoint, tmp_path, capsys):
     from udaseg.cli_eval import build_parser
 
     images = _folder(tmp_path / "in")
-    args = build_parser().parse_args(["predict", str(checkpoint), str(images / "a.png"), str(images / "notes.txt"),
-                                      "--out", str(tmp_path / "out"), "--flip", "--batch-size", "1"])
+    argv = ["predict", str(checkpoint), str(images / "a.png"), str(images / "notes.txt"), str(images / "cut.png"),
+            "--out", str(tmp_path / "out"), "--flip", "--batch-size", "1"]
+    args = build_parser().parse_args(argv)
     assert args.func(args) == 0
     captured = capsys.readouterr()
-    assert "wrote 1 prediction(s)" in captured.out and "skipped 1 non-image file(s)" in captured.out
-    assert "udaseg: warning: skipped 1 non-image file(s):" in captured.err and "notes.txt" in captured.err
+    assert "wrote 1 prediction(s)" in captured.out and "skipped 2 file(s)" in captured.out
+    lines = captured.err.splitlines()
+    assert f"udaseg: warning: skipped {images / 'notes.txt'}: not an image file (extension '.txt')" in lines
+    assert any(line.startswith(f"udaseg: warning: skipped {images / 'cut.png'}: cannot read as an image") for line in lines)
     assert (tmp_path / "out" / "a_labelIds.png").is_file()
+    # again into the same folder: refused without --overwrite, done with it
+    from udaseg.cli import main
+
+    assert main(argv) == 2
+    assert f"--out {tmp_path / 'out'} exists and is not empty" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0 and "wrote 1 prediction(s)" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +180,137 @@ def test_predict_equals_evaluation_under_bf16_and_channels_last(bf16_channels_la
     # predict's, for the same images (eval.batch_size is 1: the same batches)
     val = bench / "cs" / "leftImg8bit" / "val"
     written, _ = predict_images(ckpt, [val], tmp_path / "pred", batch_size=1)
-    predicted = {p.name: p for p in (tmp_path / "pred").rglob("*_labelIds.png")}
+    # the same <city>_<seq>_<frame> (what the official script pairs them by): evaluation's official
+    # check names them *_gtFine_labelIds.png, predict *_pred_labelIds.png
+    predicted = {p.name.replace("_pred_", "_gtFine_"): p for p in (tmp_path / "pred").rglob("*_pred_labelIds.png")}
     assert len(evaluated) == len(written) == 2 and sorted(predicted) == [p.name for p in evaluated]
     for p in evaluated:
         a, b = np.asarray(Image.open(p)), np.asarray(Image.open(predicted[p.name]))
         assert a.shape == b.shape == (32, 64)
         assert np.array_equal(a, b), f"{p.name}: {(a != b).mean():.2%} of the pixels differ"
+
+
+def _cityscapes_items(tmp_path):
+    from fixtures import make_cityscapes
+
+    root = tmp_path / "cs"
+    make_cityscapes(root, "val", h=8, w=16)
+    items, skipped = collect_images([root / "leftImg8bit" / "val"])
+    assert len(items) == 2 and not skipped
+    return root, items
+
+
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_predict_never_overwrites_ground_truth(tmp_path):
+    """`predict --out <cityscapes>/gtFine/val` wrote its *_gtFine_labelIds.png over the ground
+    truth, and the next evaluate reported mIoU 98.6. Now refused, with and without --overwrite."""
+    root, items = _cityscapes_items(tmp_path)
+    gt = root / "gtFine" / "val"
+    before = _snapshot(root)
+    gt_file = gt / "frankfurt" / "frankfurt_000000_000019_gtFine_labelIds.png"
+    for out in (gt, gt / "frankfurt"):
+        with pytest.raises(UnsafeOutputError, match=rf"--out {out} exists and is not empty.*--overwrite"):
+            predict_with_model(_Fixed(), 19, "imagenet", items, out)
+        with pytest.raises(UnsafeOutputError, match=rf"holds {gt_file}, a label file udaseg predict did not write"):
+            predict_with_model(_Fixed(), 19, "imagenet", items, out, overwrite=True)
+    # an empty or new folder inside the ground-truth tree too
+    (gt / "new").mkdir()
+    with pytest.raises(UnsafeOutputError, match=rf"inside the Cityscapes ground-truth folder {root / 'gtFine'}"):
+        predict_with_model(_Fixed(), 19, "imagenet", items, gt / "new" / "pred", overwrite=True)
+    (gt / "new").rmdir()
+    assert _snapshot(root) == before  # not a byte changed, nothing added
+
+
+def test_predict_into_a_fresh_folder_then_again_with_overwrite(tmp_path):
+    root, items = _cityscapes_items(tmp_path)
+    out = tmp_path / "out"
+    predict_with_model(_Fixed(), 19, "imagenet", items, out)
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(names) == 8 and "frankfurt/frankfurt_000000_000019_pred_labelIds.png" in names
+    assert not any(n.endswith("_gtFine_labelIds.png") for n in names)
+    assert sorted(json.loads((out / MANIFEST_NAME).read_text())["files"]) == names
+    with pytest.raises(UnsafeOutputError, match="--overwrite"):
+        predict_with_model(_Fixed(), 19, "imagenet", items, out)
+    (out / "notes.txt").write_text("mine")  # a file of the user's: left alone
+    first = _snapshot(out)
+    (out / "frankfurt" / "frankfurt_000000_000019_color.png").write_bytes(b"stale")
+    predict_with_model(_Fixed(), 19, "imagenet", items, out, overwrite=True)
+    assert _snapshot(out) == first  # rewritten (the stale file too), nothing else touched
+    assert sorted(json.loads((out / MANIFEST_NAME).read_text())["files"]) == names
+    assert not list(out.glob("*.tmp"))  # the manifest's temporary file is gone
+
+
+def test_overwrite_still_refuses_files_predict_did_not_write(tmp_path):
+    img = tmp_path / "in" / "x.png"
+    img.parent.mkdir()
+    Image.fromarray(np.full((8, 16, 3), 100, np.uint8)).save(img)
+    items, _ = collect_images([img])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x_labelIds.png").write_bytes(b"someone else's")  # exists, no manifest
+    with pytest.raises(UnsafeOutputError, match=rf"{out / 'x_labelIds.png'} exists and was not written by udaseg predict"):
+        predict_with_model(_Fixed(), 19, "imagenet", items, out, overwrite=True)
+    assert (out / "x_labelIds.png").read_bytes() == b"someone else's"
+    # a manifest lists it once predict wrote it; a file put there later is not in it
+    (out / "x_labelIds.png").unlink()
+    predict_with_model(_Fixed(), 19, "imagenet", items, out, overwrite=True)
+    (out / "x_labelIds.png").unlink()
+    (out / "y_labelIds.png").write_bytes(b"ground truth?")
+    with pytest.raises(UnsafeOutputError, match=rf"holds {out / 'y_labelIds.png'}, a label file"):
+        predict_with_model(_Fixed(), 19, "imagenet", items, out, overwrite=True)
+    (out / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(UnsafeOutputError, match="unreadable predict manifest"):
+        predict_with_model(_Fixed(), 19, "imagenet", items, out, overwrite=True)
+
+
+def test_two_inputs_for_one_output_and_output_inside_an_input_folder(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((8, 16, 3), 100, np.uint8)).save(src / "x.png")
+    Image.fromarray(np.full((8, 16, 3), 100, np.uint8)).save(src / "x.jpg")
+    items, _ = collect_images([src])
+    with pytest.raises(UnsafeOutputError, match=r"x.jpg and .*x.png would both be predicted to"):
+        predict_with_model(_Fixed(), 19, "imagenet", items, tmp_path / "out")
+    (src / "x.jpg").unlink()
+    # --out inside the input folder: a second run does not predict the first run's outputs
+    for _ in range(2):
+        items, skipped = collect_images([src], previous_outputs(src / "pred"))
+        assert [it.path.name for it in items] == ["x.png"] and not skipped
+        predict_with_model(_Fixed(), 19, "imagenet", items, src / "pred", overwrite=True)
+
+
+def test_refusals_come_before_the_checkpoint_is_loaded(tmp_path, capsys):
+    from udaseg.cli import main
+
+    root, _ = _cityscapes_items(tmp_path)
+    argv = ["predict", str(tmp_path / "no-such.pt"), str(root / "leftImg8bit" / "val"), "--out", str(root / "gtFine" / "val")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"udaseg: error: --out {root / 'gtFine' / 'val'} exists and is not empty" in err and "--overwrite" in err
+    assert main(argv + ["--overwrite"]) == 2
+    assert "frankfurt_000000_000019_gtFine_labelIds.png, a label file udaseg predict did not write" in capsys.readouterr().err
+
+
+def test_the_official_script_finds_predict_labelids(tmp_path):
+    """The official script pairs a prediction with its ground truth by the <city>_<seq>_<frame>
+    prefix (any *.png): *_pred_labelIds.png is found, and scored, as *_gtFine_labelIds.png was."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+
+    from udaseg.engine.official_check import official_scores
+
+    root, items = _cityscapes_items(tmp_path)
+    predict_with_model(_Fixed(), 19, "imagenet", items, tmp_path / "out")
+    results = tmp_path / "results"  # the labelId PNGs alone (the colour / overlay / entropy PNGs share the prefix)
+    results.mkdir()
+    for p in (tmp_path / "out").rglob("*_labelIds.png"):
+        shutil.copy(p, results / p.name)
+    args = copy.copy(official.args)
+    args.predictionPath, args.predictionWalk = str(results), None
+    gts = sorted((root / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    preds = [official.getPrediction(args, str(gt)) for gt in gts]
+    assert [p.rsplit("/", 1)[-1] for p in preds] == [gt.name.replace("_gtFine_", "_pred_") for gt in gts]
+    scores = official_scores(preds, gts)
+    assert 0 <= scores["miou"] <= 1

@@ -3,7 +3,7 @@
 
     udaseg evaluate CHECKPOINT|RUN_DIR ... [--data ROOT] [--split val] [--flip] [--scales 0.75,1,1.25]
                     [--sliding W,H] [--out DIR] [--official-check] [key=value ...]
-    udaseg predict CHECKPOINT IMAGES... --out DIR [--batch-size N] [--flip] [key=value ...]
+    udaseg predict CHECKPOINT IMAGES... --out DIR [--overwrite] [--batch-size N] [--flip] [key=value ...]
     udaseg report RUN_DIR... --out report.html
     udaseg report runs/ablation/ablation.json --out ablation.html
 """
@@ -100,15 +100,15 @@ def _cmd_predict(args) -> int:
         overrides.append(f"train.device={args.device}")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        # one plain line naming the skipped files, not Python's "file:line: UserWarning" form
+        # one plain line per skipped file with its reason, not Python's "file:line: UserWarning" form
         warnings.showwarning = lambda msg, *a, **k: print(f"udaseg: warning: {msg}", file=sys.stderr)
         written, skipped = predict_images(
             args.checkpoint, images, args.out, batch_size=args.batch_size, flip=True if args.flip else None,
             scales=parse_scales(args.scales), window=parse_pair(args.sliding, "--sliding"),
             stride=parse_pair(args.stride, "--stride"), input_size=_input_size(args.input_size),
-            overrides=overrides, cmap=args.cmap, progress=_progress())
+            overrides=overrides, cmap=args.cmap, progress=_progress(), overwrite=args.overwrite)
     print(f"wrote {len(written)} prediction(s) to {args.out} (colour, overlay, entropy, labelIds per image)"
-          + (f"; skipped {len(skipped)} non-image file(s)" if skipped else ""))
+          + (f"; skipped {len(skipped)} file(s) that are not images or do not decode (named above)" if skipped else ""))
     return 0
 
 
@@ -160,12 +160,20 @@ def add_commands(subparsers) -> None:
 
     pr = subparsers.add_parser(
         "predict", help="colour prediction, overlay, entropy map and labelId PNG for images",
-        description="Predict image files and folders (searched recursively; non-images are skipped and named).")
+        description="Predict image files and folders (searched recursively; non-images and images that do not "
+                    "decode are skipped, each named with its reason). --out must be a new or empty folder, or "
+                    "one an earlier predict wrote (with --overwrite); a file predict did not write is never "
+                    "replaced. Cityscapes inputs get <city>_<seq>_<frame>_pred_labelIds.png, never the ground "
+                    "truth's *_gtFine_labelIds.png name.")
     pr.add_argument("checkpoint")
     pr.add_argument("images", nargs="+", metavar="IMAGE|FOLDER|key=value",
                     help="image files and/or folders, then optional config overrides (as for evaluate), "
                          "e.g. eval.flip=true train.device=cpu")
-    pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument("--out", required=True, help="output folder (new or empty, unless --overwrite)")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="predict into a non-empty --out, replacing only the files an earlier predict wrote there "
+                         "(listed in its .udaseg-predict.json); any other existing file, and ground truth, is "
+                         "still refused")
     pr.add_argument("--batch-size", type=int, default=4)
     pr.add_argument("--flip", action="store_true", help="average softmax with the horizontally flipped image")
     pr.add_argument("--scales", help="multi-scale test: comma-separated input scales")

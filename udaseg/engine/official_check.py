@@ -28,13 +28,14 @@ from udaseg.data import labels as L
 from udaseg.data.io import image_size
 
 
-def labelid_name(stem: str) -> str:
+def labelid_name(stem: str, tag: str = "gtFine") -> str:
     """Output name of a labelId prediction: Cityscapes naming for ``*_leftImg8bit`` inputs
-    (``frankfurt_000000_000294_leftImg8bit`` → ``frankfurt_000000_000294_gtFine_labelIds.png``,
+    (``frankfurt_000000_000294_leftImg8bit`` → ``frankfurt_000000_000294_<tag>_labelIds.png``,
     which the official script's ``<city>_<seq>_<frame>*.png`` search finds), else
-    ``<stem>_labelIds.png``."""
+    ``<stem>_labelIds.png``. ``udaseg predict`` passes ``tag="pred"`` so that its outputs can
+    never be taken for (or overwrite) the ground-truth ``*_gtFine_labelIds.png`` files."""
     if stem.endswith("_leftImg8bit"):
-        return stem[: -len("_leftImg8bit")] + "_gtFine_labelIds.png"
+        return stem[: -len("_leftImg8bit")] + f"_{tag}_labelIds.png"
     return f"{stem}_labelIds.png"
 
 
