@@ -28,7 +28,7 @@ def test_train_options_and_overrides_mix_in_any_order():
     after = _parse("train", "cfg.yaml", "--resume", "train.iters=3")
     before = _parse("train", "cfg.yaml", "train.iters=3", "--resume")
     assert after == before == {"command": "train", "config": "cfg.yaml", "overrides": ["train.iters=3"],
-                               "resume": True, "run_dir": None}
+                               "resume": True, "run_dir": None, "overwrite": False, "allow_config_change": False}
     mixed = _parse("train", "cfg.yaml", "a.b=1", "--run-dir", "runs/x", "c.d=2", "--resume", "e=3")
     assert mixed["overrides"] == ["a.b=1", "c.d=2", "e=3"] and mixed["run_dir"] == "runs/x" and mixed["resume"]
     assert _parse("demo", "train.iters=4", "--seed", "3")["overrides"] == ["train.iters=4"]

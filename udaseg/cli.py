@@ -7,6 +7,7 @@
     udaseg report RUN_DIR… --out report.html      one self-contained HTML report
     udaseg data demo --out DIR [--seed N] write the embedded synthetic→real benchmark
     udaseg data summary DIR               print a written benchmark's summary
+    udaseg data check ROOT [--kind K]     list every unreadable or inconsistent file of a dataset
 
 Options and key=value config overrides mix in any order (``train CFG --resume train.iters=3``).
 ``python -m udaseg`` is the same command. Multi-GPU / multi-process:
@@ -44,6 +45,21 @@ def _cmd_data_summary(args) -> int:
     return 0
 
 
+def _cmd_data_check(args) -> int:
+    """One line per problem (``path: reason``), then ``N files checked, M problems``; exit status 0
+    when clean, 1 with problems, 2 for a bad ROOT (raised, and said in one line by :func:`main`)."""
+    from udaseg.data.check import check_dataset
+
+    result = check_dataset(args.root, kind=args.kind, split=args.split, workers=args.workers,
+                           progress=sys.stderr.isatty())
+    for note in result.notes:
+        print(f"udaseg: note: {note}", file=sys.stderr)
+    for problem in result.problems:
+        print(problem)
+    print(result.summary())
+    return 1 if result.problems else 0
+
+
 def _cmd_demo(args) -> int:
     """The main job: the embedded benchmark end to end."""
     from udaseg.pipeline import run_demo
@@ -60,7 +76,8 @@ def _cmd_train(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path(cfg["output_dir"]) / cfg["name"]
-    results = run_training(cfg, run_dir, resume=args.resume)
+    results = run_training(cfg, run_dir, resume=args.resume, overwrite=args.overwrite,
+                           allow_config_change=args.allow_config_change)
     if int(os.environ.get("RANK", "0")) == 0:
         for stage, r in results.items():
             print(f"{stage}: last checkpoint {r['last']}" + (" (already finished)" if r.get("skipped") else ""))
@@ -90,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dotted overrides, e.g. train.iters=2000 method.lambda_ent=2e-3 (before or after options)")
     tr.add_argument("--run-dir", help="default: <output_dir>/<name> from the config")
     tr.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="delete a run already in the run directory and start again (default: refuse)")
+    tr.add_argument("--allow-config-change", action="store_true",
+                    help="with --resume: continue although the config differs from the checkpoint's "
+                         "(the change is recorded in the run's history.jsonl)")
     tr.set_defaults(func=_cmd_train)
 
     add_commands(sub)  # evaluate, predict, report
@@ -107,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     ds = data.add_parser("summary", help="print a written benchmark's DATA.md")
     ds.add_argument("dir")
     ds.set_defaults(func=_cmd_data_summary)
+    dc = data.add_parser(
+        "check", help="list every unreadable or inconsistent file of a GTA5 / SYNTHIA / Cityscapes dataset",
+        description="Decode every image and label (truncated or corrupt files), and list images without a "
+                    "label, labels whose size differs from their image's, labels that are not id maps (a colour "
+                    "PNG) or hold ids outside the format's range: one 'path: reason' line each, then "
+                    "'N files checked, M problems'. Exit status 0 when clean, 1 with problems, 2 for a bad ROOT.")
+    dc.add_argument("root", metavar="ROOT", help="the dataset's root folder")
+    dc.add_argument("--kind", choices=("auto", "gta5", "synthia", "cityscapes"), default="auto",
+                    help="layout (default auto: GTA5 images/ + labels/, SYNTHIA RGB/ + GT/LABELS/, "
+                         "Cityscapes leftImg8bit/ + gtFine/)")
+    dc.add_argument("--split", help="Cityscapes: split folder(s), comma-separated (default: every split under "
+                                    "leftImg8bit/); GTA5 / SYNTHIA: a split list file of image names (default: all)")
+    dc.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding threads")
+    dc.set_defaults(func=_cmd_data_check)
     return p
 
 
@@ -119,8 +155,23 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (DatasetError, ConfigError, OSError, ValueError, NonFiniteLossError) as exc:  # bad input: one clear line, no traceback
-        print(f"udaseg: error: {exc}", file=sys.stderr)
+        print(f"udaseg: error: {error_message(exc)}", file=sys.stderr)
         return 2
+
+
+def error_message(exc: BaseException) -> str:
+    """An error's message for the command line. An error raised in a DataLoader worker comes
+    back re-raised with the worker's whole traceback inside its message ("Caught DatasetError in
+    DataLoader worker process 0. Original Traceback ..."): keep only the original message."""
+    text = str(exc)
+    marker = "Original Traceback (most recent call last):"
+    if marker in text:
+        tail = text.split(marker, 1)[1]
+        name = f"{type(exc).__name__}: "  # the traceback's last line: "[module.]Name: message"
+        at = tail.rfind(name)
+        if at >= 0:
+            return tail[at + len(name):].strip() + " (in a DataLoader worker)"
+    return text
 
 
 if __name__ == "__main__":

@@ -25,6 +25,17 @@ class ConfigError(ValueError):
 FREE_FORM = {"data.source.transforms", "data.target.transforms", "data.val.transforms"}
 # Keys that take true / false or "auto" (resolved per device: udaseg/engine/device_defaults.py).
 AUTO_OR_BOOL = {"train.malloc_tuning", "train.cudnn_benchmark"}
+# The type of keys whose default is null (unset): a set value must have it.
+OPTIONAL_TYPES = {"model.pretrained": str, "model.pretrained_sha256": str, "data.global_batch_size": int,
+                  "train.init_from": str, "eval.num_classes": int,
+                  **{f"data.{d}.{k}": t for d in ("source", "target", "val")
+                     for k, t in (("split", str), ("split_list", str), ("num_classes", int))}}
+# Lower bounds of numeric keys: (minimum, whether the minimum itself is allowed).
+BOUNDS = {"train.iters": (1, True), "train.pretrain_iters": (0, True), "data.batch_size": (1, True),
+          "data.global_batch_size": (1, True), "data.workers": (0, True), "train.lr": (0, False),
+          "train.lr_d": (0, True), "train.log_every": (1, True), "train.val_every": (0, True),
+          "train.checkpoint_every": (0, True), "train.keep_every": (0, True), "train.image_every": (0, True),
+          "eval.batch_size": (1, True), "model.num_classes": (1, True), "eval.num_classes": (1, True)}
 
 
 def _dataset_defaults(kind, root, split=None, split_list=None, transforms=None):
@@ -121,7 +132,13 @@ def _check_type(key: str, default, value) -> Any:
         if value != "auto" and not isinstance(value, bool):
             raise ConfigError(f"config key {key!r} must be true, false or auto, got {value!r}")
         return value
-    if default is None or value is None:
+    if value is None:
+        return value
+    if default is None:
+        want = OPTIONAL_TYPES.get(key)
+        if want is not None and (not isinstance(value, want) or isinstance(value, bool)):
+            raise ConfigError(f"config key {key!r} must be {'an integer' if want is int else 'a string'} "
+                              f"(or null), got {value!r}")
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -259,7 +276,18 @@ def resolve(raw: dict, overrides=()) -> dict:
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
     cfg["method"] = merge({"name": name, **mdefaults}, method_update, {"name": "", **mdefaults}, "method.")
+    _check_bounds(cfg)
     return cfg
+
+
+def _check_bounds(cfg: dict) -> None:
+    for key, (low, inclusive) in BOUNDS.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        if node is not None and (node < low or (node == low and not inclusive)):
+            raise ConfigError(f"config key {key!r} must be {'at least' if inclusive else 'greater than'} {low}, "
+                              f"got {node!r}")
 
 
 def load_config(path: str | Path | None, overrides=()) -> dict:

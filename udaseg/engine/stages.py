@@ -24,10 +24,11 @@ def stage_configs(cfg: dict) -> list[tuple[str, dict]]:
     return [("source_only", pre), ("", cfg)]
 
 
-def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+                 overwrite: bool = False, allow_config_change: bool = False) -> dict:
     """Run all stages of ``cfg`` into ``run_dir`` (stage 1 in ``run_dir/source_only``). With
     ``resume``, a finished stage is skipped and an interrupted one continues from its last
-    checkpoint."""
+    checkpoint; ``overwrite`` and ``allow_config_change``: see :class:`Trainer`."""
     run_dir = Path(run_dir)
     results = {}
     init_from = None
@@ -40,7 +41,8 @@ def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progre
         if resume and _finished(last, stage_cfg["train"]["iters"]):
             results[sub or "main"] = {"last": last, "skipped": True}
         else:
-            trainer = Trainer(stage_cfg, stage_dir, resume=resume, progress=progress)
+            trainer = Trainer(stage_cfg, stage_dir, resume=resume, progress=progress, overwrite=overwrite,
+                              allow_config_change=allow_config_change)
             results[sub or "main"] = trainer.train()
         init_from = last
     return results

@@ -39,6 +39,8 @@ from udaseg.engine.evaluation import EvalResult
 from udaseg.engine.inputs import normalize_images
 from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.optim import build_optimizer
+from udaseg.engine.run_dir import (RunDirError, append_history, config_changes, describe_changes,
+                                   refuse_fresh_run_over_existing, remove_orphan_temp_files)
 from udaseg.engine.run_logger import RunLogger
 from udaseg.engine.sampler import InfiniteBatchSampler
 from udaseg.losses import entropy_map
@@ -57,12 +59,27 @@ class Trainer:
     """Trains one stage (one method, ``train.iters`` iterations) into ``run_dir``."""
 
     def __init__(self, cfg: dict, run_dir: str | Path, *, resume: bool = False, dist: DistInfo | None = None,
-                 progress: bool = True):
+                 progress: bool = True, overwrite: bool = False, allow_config_change: bool = False):
+        """``resume``: continue from ``run_dir``'s last checkpoint (refused if the config changed
+        in a key that changes the result, unless ``allow_config_change``); without it, a run
+        directory that already holds a run is refused unless ``overwrite`` (which deletes it)."""
         self.cfg = copy.deepcopy(cfg)
         self.run_dir = Path(run_dir)
+        self.allow_config_change = allow_config_change
         device = resolve_device(cfg["train"]["device"])
         self.dist = dist if dist is not None else init_from_env(device.type)
         self.device = rank_device(device, self.dist)
+        self.notes = []  # what set-up did that the run's log must say
+        last = self.run_dir / "checkpoints" / LAST
+        if self.dist.is_main:
+            if not resume and refuse_fresh_run_over_existing(self.run_dir, overwrite):
+                self.notes.append(f"--overwrite: deleted the run that was in {self.run_dir}")
+            orphans = remove_orphan_temp_files(self.run_dir)
+            if orphans:
+                self.notes.append(f"removed {len(orphans)} temp file(s) of an interrupted write: "
+                                  + ", ".join(p.name for p in orphans))
+            if resume and not last.is_file():
+                self.notes.append(f"--resume: no checkpoint at {last}; starting from iteration 0")
         self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         tc, mc = cfg["train"], cfg["model"]
         if mc["bn_mode"] == "sync" and self.dist.enabled and self.device.type != "cuda":
@@ -96,9 +113,10 @@ class Trainer:
                       if len(self.discs) else None)
 
         self.start_iter = 0
+        self.config_changes = {}
         self.best = {"miou": -1.0, "iter": None}
-        if resume and (self.run_dir / "checkpoints" / LAST).is_file():
-            self._restore(load_checkpoint(self.run_dir / "checkpoints" / LAST))
+        if resume and last.is_file():
+            self._restore(load_checkpoint(last))
         elif tc["init_from"]:
             self._init_from(tc["init_from"])
 
@@ -121,6 +139,9 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
         if self.dist.is_main:
             self._write_run_files(resume)
+            for note in self.notes:
+                self.logger.text(note)
+                print(f"udaseg: {note}", file=sys.stderr)
 
     # ------------------------------------------------------------------------------------------
     # set-up
@@ -165,6 +186,9 @@ class Trainer:
 
     def _write_run_files(self, resume: bool) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:  # what the run was before: history.jsonl keeps each start, meta.json the latest
+            append_history(self.run_dir, {"event": "resume" if self.start_iter else "start", "iteration": self.start_iter,
+                                          "git_revision": git_revision(), "config_changes": self.config_changes})
         atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
         meta = {
             "git_revision": git_revision(), "torch": torch.__version__, "python": sys.version.split()[0],
@@ -178,7 +202,7 @@ class Trainer:
             "init_report": None if self.model.init_report is None else self.model.init_report.summary(),
         }
         atomic_write_json(self.run_dir / "meta.json", meta)
-        if resume and self.start_iter:
+        if resume:
             # a killed run logged iterations past its last checkpoint; they are logged again now
             self.logger.drop_after(self.start_iter)
         if self.method.uses_target_labels:
@@ -196,6 +220,7 @@ class Trainer:
             "method": self.method.name,
             "input_norm": self.cfg["model"]["input_norm"],
             "config": self.cfg,
+            "resolved": self.resolved,  # what the config's "auto" values were on this device
             "segmentor": self.model.state_dict(),
             "discriminators": self.discs.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -216,11 +241,13 @@ class Trainer:
             raise ValueError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: it is {have[0]} with "
                              f"{have[1]} classes trained by {have[2]}; the config is {want[0]} with {want[1]} "
                              f"classes and method {want[2]}")
-        for key in ("optimizer", "optimizer_d"):  # another optimiser's state would load silently wrong
-            had = state["config"]["train"].get(key, {"optimizer": "sgd", "optimizer_d": "adam"}[key])
-            if had != self.cfg["train"][key]:
-                raise ValueError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: it was trained with "
-                                 f"train.{key}={had}, the config says {self.cfg['train'][key]}")
+        changes = config_changes(state["config"], self.cfg, state.get("resolved"), self.resolved)
+        if changes and not self.allow_config_change:
+            raise RunDirError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: the config differs from the "
+                              f"checkpoint's in {describe_changes(changes)} (pass the run's own overrides again, or "
+                              f"--allow-config-change to continue with the new values; the change is recorded in "
+                              f"history.jsonl)")
+        self.config_changes = {k: list(v) for k, v in changes.items()}
         self.model.load_state_dict(state["segmentor"])
         self.discs.load_state_dict(state["discriminators"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -246,24 +273,50 @@ class Trainer:
             weights = {k: v for k, v in weights.items() if not k.startswith("aux_classifier.")}
         self.model.load_state_dict(weights)
 
-    def save(self, name: str, it: int) -> Path:
+    def save(self, name: str, it: int, state: dict | None = None) -> Path:
         path = self.run_dir / "checkpoints" / name
         if self.dist.is_main:
             try:
-                save_checkpoint(path, self.state_dict(it))
-            except OSError as exc:  # disk full, read-only: the previous file is untouched
-                raise OSError(f"could not write checkpoint {path} at iteration {it} ({exc}); "
+                save_checkpoint(path, self.state_dict(it) if state is None else state)
+            except (OSError, RuntimeError) as exc:  # disk full, read-only: the previous file is untouched
+                # torch.save reports a failed write as RuntimeError ("[enforce fail at
+                # inline_container.cc:...]" / "PytorchStreamWriter failed writing ..."); other
+                # RuntimeErrors are not about the disk
+                if isinstance(exc, RuntimeError) and not any(s in str(exc) for s in ("inline_container", "PytorchStreamWriter")):
+                    raise
+                reason = exc if isinstance(exc, OSError) else str(exc).splitlines()[0]
+                raise OSError(f"could not write checkpoint {path} at iteration {it} ({reason}; is the disk full?); "
                               f"the previous {name} is intact") from None
         return path
 
     def save_snapshot(self, it: int) -> Path:
         """A weights-only ``iter_NNNNNN.pt`` (no optimiser or RNG state): enough to evaluate,
         predict or initialise from, so ``udaseg evaluate RUN_DIR`` can tabulate a run's history."""
-        path = self.run_dir / "checkpoints" / f"iter_{it:06d}.pt"
-        if self.dist.is_main:
-            heavy = ("discriminators", "opt_g", "opt_d", "scaler", "rng")
-            save_checkpoint(path, {k: v for k, v in self.state_dict(it).items() if k not in heavy})
-        return path
+        heavy = ("discriminators", "opt_g", "opt_d", "scaler", "rng")
+        state = {k: v for k, v in self.state_dict(it).items() if k not in heavy} if self.dist.is_main else {}
+        return self.save(f"iter_{it:06d}.pt", it, state)
+
+    def last_good_checkpoint(self) -> str:
+        """What the run's last checkpoint is worth after a failure: its path only if its weights
+        are finite and not exploded (trained weights stay O(1); |w| > 1e6 means the run had
+        diverged before it was written, as at train.lr=1e30: max |w| = 5.7e30)."""
+        path = self.run_dir / "checkpoints" / LAST
+        if not path.is_file():
+            return "no checkpoint was written before it"
+        try:
+            state = load_checkpoint(path)
+        except ValueError as exc:
+            return f"{path} is not readable ({exc})"
+        tensors = {k: v for k, v in state["segmentor"].items() if v.is_floating_point()}
+        it = state["iteration"]
+        if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
+            return f"{path} (iteration {it}) holds non-finite weights: no good checkpoint; start again with a lower LR"
+        # parameters only: BN running variances of un-normalised inputs can be large legitimately
+        peak = max(float(v.abs().max()) for k, v in tensors.items() if v.numel() and ".running_" not in k)
+        if peak > 1e6:
+            return (f"{path} (iteration {it}) holds weights up to {peak:.3g}: it had diverged already; start again "
+                    f"with a lower LR or loss weight")
+        return f"the last good checkpoint is {path} (iteration {it}; lower the LR or a loss weight, then --resume)"
 
     # ------------------------------------------------------------------------------------------
     # one iteration
@@ -288,9 +341,8 @@ class Trainer:
         bad = [name for name, (_, v) in terms.items() if not bool(torch.isfinite(v.detach()))]
         if bad:
             values = ", ".join(f"{n} = {float(terms[n][1].detach()):.4g}" for n in bad)
-            raise NonFiniteLossError(
-                f"iteration {self._iter + 1}: non-finite loss ({values}); training stopped. The last good "
-                f"checkpoint is {self.run_dir / 'checkpoints' / LAST} (lower the LR or a loss weight, then --resume)")
+            raise NonFiniteLossError(f"iteration {self._iter + 1}: non-finite loss ({values}); training stopped; "
+                                     f"{self.last_good_checkpoint()}")
         total = sum(w * v for w, v in terms.values())
         # backward outside autocast (as torch recommends); a nested disabled region keeps the cache
         with torch.autocast(self.device.type, enabled=False):

@@ -1,0 +1,171 @@
+"""Nothing lost, nothing silent (issue 13): a run directory is never overwritten or mixed by
+accident, resume refuses a changed config, failures name only checkpoints worth resuming, and
+bad values or loader-worker errors give one clear line."""
+import json
+
+import pytest
+import torch
+
+from fixtures import tiny_benchmark, tiny_config
+from udaseg.config import ConfigError, load_config
+from udaseg.engine.checkpoint import load_checkpoint
+from udaseg.engine.run_dir import RunDirError, config_changes
+from udaseg.engine.trainer import NonFiniteLossError, Trainer
+
+TINY = ["train.iters=3", "train.val_every=0", "train.checkpoint_every=1"]  # stop_at=2: last.pt at 1
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return tiny_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+def test_a_fresh_run_into_a_finished_run_is_refused_and_overwrite_starts_again(bench, tmp_path):
+    cfg = tiny_config(bench, TINY)
+    Trainer(cfg, tmp_path, progress=False).train()
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(RunDirError, match=r"already holds a run .*--resume to continue it, --overwrite"):
+        Trainer(cfg, tmp_path, progress=False)
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    Trainer(cfg, tmp_path, progress=False, overwrite=True).train(stop_at=2)
+    iters = [json.loads(line)["iter"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert iters == [1, 2]  # the old run's records are gone, not mixed in
+    assert "--overwrite: deleted the run" in (tmp_path / "train.log").read_text()
+
+
+def test_resume_with_a_changed_lr_or_seed_is_refused_naming_the_keys(bench, tmp_path):
+    Trainer(tiny_config(bench, TINY), tmp_path, progress=False).train(stop_at=2)
+    config_before = (tmp_path / "config.yaml").read_text()
+    changed = tiny_config(bench, [*TINY, "train.lr=0.02", "seed=3"])
+    with pytest.raises(RunDirError, match=r"seed: 0 -> 3; train.lr: 0.01 -> 0.02 .*--allow-config-change"):
+        Trainer(changed, tmp_path, resume=True, progress=False)
+    assert (tmp_path / "config.yaml").read_text() == config_before  # nothing rewritten
+    # keys that do not change the weights may change: logging, device, evaluation
+    Trainer(tiny_config(bench, [*TINY, "train.log_every=5", "eval.flip=true"]), tmp_path, resume=True,
+            progress=False)
+    # allowed explicitly: continues, and the history says what changed
+    Trainer(changed, tmp_path, resume=True, progress=False, allow_config_change=True).train()
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["event"] == "resume" and history[-1]["iteration"] == 1
+    assert history[-1]["config_changes"] == {"seed": [0, 3], "train.lr": [0.01, 0.02]}
+
+
+def test_config_changes_count_auto_as_what_it_resolved_to_and_new_keys_as_defaults():
+    old = load_config(None, ["model.aspp_impl=taps"])
+    del old["train"]["optimizer"]  # a checkpoint from before the key existed: it ran SGD
+    new = load_config(None)  # aspp_impl auto, optimizer sgd
+    assert config_changes(old, new, {}, {"aspp_impl": "taps"}) == {}
+    assert config_changes(old, new, {}, {"aspp_impl": "dilated_conv"}) == {"model.aspp_impl": ("taps", "dilated_conv")}
+    assert config_changes(old, load_config(None, ["train.optimizer=adamw"]), {}, {"aspp_impl": "taps"}) == {
+        "train.optimizer": ("sgd", "adamw")}
+
+
+def test_resume_without_a_checkpoint_says_so(bench, tmp_path, capsys):
+    t = Trainer(tiny_config(bench, TINY), tmp_path, resume=True, progress=False)
+    assert t.start_iter == 0
+    assert "--resume: no checkpoint at" in capsys.readouterr().err
+    assert "starting from iteration 0" in (tmp_path / "train.log").read_text()
+
+
+def test_orphan_temp_files_of_an_interrupted_write_are_removed_at_start(bench, tmp_path):
+    Trainer(tiny_config(bench, TINY), tmp_path, progress=False).train(stop_at=2)
+    orphan = tmp_path / "checkpoints" / ".last.pt.abc123.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    Trainer(tiny_config(bench, TINY), tmp_path, resume=True, progress=False)
+    assert not orphan.exists()
+    assert "removed 1 temp file(s) of an interrupted write: .last.pt.abc123.tmp" in (tmp_path / "train.log").read_text()
+
+
+def _poison_at(t, iteration):
+    real = t.method.source_losses
+
+    def poisoned(src):
+        terms = real(src)
+        if t._iter == iteration - 1:
+            terms["seg"] = (terms["seg"][0], terms["seg"][1] * float("nan"))
+        return terms
+
+    t.method.source_losses = poisoned
+
+
+def test_non_finite_loss_names_no_checkpoint_when_none_was_written(bench, tmp_path):
+    t = Trainer(tiny_config(bench, ["train.iters=3", "train.val_every=0", "train.checkpoint_every=0"]), tmp_path,
+                progress=False)
+    _poison_at(t, 2)
+    with pytest.raises(NonFiniteLossError, match="iteration 2: non-finite loss .*no checkpoint was written before it"):
+        t.train()
+
+
+def test_non_finite_loss_does_not_call_exploded_weights_good(bench, tmp_path):
+    cfg = tiny_config(bench, ["train.iters=4", "train.val_every=0", "train.checkpoint_every=1"])
+    t = Trainer(cfg, tmp_path, progress=False)
+    t.train(stop_at=2)  # last.pt at iteration 1
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    state["segmentor"]["classifier.branches.0.weight"] *= 1e30  # as after a step at lr=1e30
+    torch.save(state, tmp_path / "checkpoints" / "last.pt")
+    t2 = Trainer(cfg, tmp_path, resume=True, progress=False)
+    _poison_at(t2, 3)
+    with pytest.raises(NonFiniteLossError, match=r"iteration 2\) holds weights up to .*e\+\d\d: it had diverged"):
+        t2.train()
+    state["segmentor"]["classifier.branches.0.weight"][0, 0, 0, 0] = float("inf")
+    torch.save(state, tmp_path / "checkpoints" / "last.pt")
+    assert "holds non-finite weights: no good checkpoint" in t2.last_good_checkpoint()
+
+
+def test_torch_save_write_failure_is_an_os_error_naming_the_file(bench, tmp_path, monkeypatch):
+    import udaseg.engine.checkpoint as ck
+
+    cfg = tiny_config(bench, ["train.iters=3", "train.checkpoint_every=1", "train.val_every=0"])
+    Trainer(cfg, tmp_path, progress=False).train(stop_at=2)  # last.pt at iteration 1
+    t = Trainer(cfg, tmp_path, resume=True, progress=False)
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+
+    def enospc(obj, f):  # what torch.save raises when the disk fills mid-write
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(ck.torch, "save", enospc)
+    with pytest.raises(OSError, match=r"could not write checkpoint .*last\.pt at iteration 2 .*inline_container.*"
+                                      r"is the disk full\?.*previous last\.pt is intact"):
+        t.train()
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    assert not list((tmp_path / "checkpoints").glob(".*tmp"))
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.iters=0", "'train.iters' must be at least 1, got 0"),
+    ("train.iters=-5", "'train.iters' must be at least 1, got -5"),
+    ("data.batch_size=0", "'data.batch_size' must be at least 1, got 0"),
+    ("eval.num_classes=abc", "'eval.num_classes' must be an integer (or null), got 'abc'"),
+    ("train.lr=0", "'train.lr' must be greater than 0, got 0.0"),
+    ("data.global_batch_size=x", "'data.global_batch_size' must be an integer (or null), got 'x'"),
+])
+def test_bad_values_are_config_errors_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.amp=fp32", "config key 'train.amp' is 'fp32'; expected one of auto, none, bf16, fp16"),
+    ("train.device=gpu", "train.device is 'gpu'; expected auto, cpu, cuda or cuda:N"),
+])
+def test_bad_device_settings_give_one_line(bench, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        Trainer(tiny_config(bench, ["train.iters=1", override]), tmp_path, progress=False)
+
+
+def test_a_loader_worker_error_is_one_line_on_the_command_line(tmp_path, capsys):
+    import yaml
+
+    from udaseg.cli import main
+
+    bench = tiny_benchmark(tmp_path / "bench")
+    bad = bench / "gta5" / "images" / "00002.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(bench, ["train.iters=4", "train.val_every=0", "data.workers=1",
+                                                      "method.name=source_only", "data.batch_size=4"])))
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "00002.png" in err[0] and "Traceback" not in err[0], err
+    assert err[0].endswith("(in a DataLoader worker)")

@@ -1,0 +1,109 @@
+"""Guards on a run directory, so that nothing a user already has is overwritten or mixed silently:
+
+- a fresh run into a directory that already holds a run is refused (``--overwrite`` clears it);
+- ``--resume`` with a config that differs from the checkpoint's in a key that changes the result
+  (lr, seed, a loss weight, ...) is refused, naming the keys (``--allow-config-change`` allows
+  it and records the change in ``history.jsonl``);
+- orphan ``.NAME.*.tmp`` files of a write that a kill interrupted are removed at start.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from udaseg.config import DEFAULTS
+
+# Keys a resumed run may change freely: how often it logs, validates or saves, where it runs, how
+# fast its loader is, how it is evaluated — none changes the weights it trains.
+RESUME_SAFE_KEYS = (
+    "name", "output_dir", "eval.", "data.workers", "data.pin_memory", "train.device", "train.log_every",
+    "train.image_every", "train.val_every", "train.checkpoint_every", "train.keep_every",
+    "train.malloc_tuning", "train.cudnn_benchmark",
+)
+# Files and folders of a run that a fresh run would mix with its own.
+RUN_FILES = ("checkpoints", "metrics.jsonl", "train.log", "tb", "history.jsonl", "meta.json", "config.yaml")
+
+
+class RunDirError(ValueError):
+    """The run directory's state and the command disagree; the message says what to do."""
+
+
+def _flatten(node: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and not (prefix + key).endswith("transforms"):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _default(key: str):
+    node = DEFAULTS
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_resolved: dict | None = None) -> dict:
+    """``{key: (checkpoint value, config value)}`` for the keys that change the result.
+
+    A key the checkpoint's config lacks (it predates the key) counts as its default then. An
+    ``auto`` value counts as what it resolved to (``resolved`` in the checkpoint / trainer)."""
+    a, b = _flatten(old), _flatten(new)
+    old_resolved, new_resolved = old_resolved or {}, new_resolved or {}
+    changed = {}
+    for key in sorted(set(a) | set(b)):
+        if key.startswith(RESUME_SAFE_KEYS):
+            continue
+        va = a.get(key, _default(key))
+        vb = b.get(key, _default(key))
+        short = key.rsplit(".", 1)[-1]
+        if va == "auto" and short in old_resolved:
+            va = old_resolved[short]
+        if vb == "auto" and short in new_resolved:
+            vb = new_resolved[short]
+        if va != vb:
+            changed[key] = (va, vb)
+    return changed
+
+
+def describe_changes(changes: dict) -> str:
+    return "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
+
+
+def refuse_fresh_run_over_existing(run_dir: Path, overwrite: bool) -> list[str]:
+    """A fresh (not resumed) run into ``run_dir``: refuse if it already holds a run, unless
+    ``overwrite``, which removes that run's files (returned, to be logged)."""
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    holds_run = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()) \
+        or (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0
+    if not holds_run:
+        return []
+    if not overwrite:
+        raise RunDirError(f"run directory {run_dir} already holds a run ({', '.join(present)}): pass --resume to "
+                          f"continue it, --overwrite to delete it and start again, or choose another --run-dir")
+    for name in present:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return present
+
+
+def remove_orphan_temp_files(run_dir: Path) -> list[Path]:
+    """``.NAME.*.tmp`` files left by a write that a kill interrupted (the atomic writes'
+    temp files, ``udaseg.engine.checkpoint``); only one process writes a run directory."""
+    orphans = [p for folder in (run_dir, run_dir / "checkpoints") if folder.is_dir()
+               for p in folder.glob(".*.tmp") if p.is_file()]
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    return orphans
+
+
+def append_history(run_dir: Path, record: dict) -> None:
+    """One JSON line in ``history.jsonl``: what happened to the run (resumes, config changes)."""
+    with open(run_dir / "history.jsonl", "a") as f:
+        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}, default=str) + "\n")
