@@ -1,4 +1,4 @@
-"""The paper's ablation on the embedded benchmark (see udaseg/ablation.py for what runs).
+"""The paper's ablation on the embedded benchmark (see udaseg/apps/ablation.py for what runs).
 
     python benchmarks/ablation.py                        # 3 seeds, demo configs (~75-90 min on 2 cores)
     python benchmarks/ablation.py --seeds 0 --out runs/ablation_quick train.iters=200
@@ -8,7 +8,7 @@ Writes <out>/ablation.json (per run) and <out>/ABLATION.md (tables); re-running 
 import argparse
 import sys
 
-from udaseg.ablation import parse_probe, run_ablation
+from udaseg.apps.ablation import parse_probe, run_ablation
 
 
 def main(argv=None):
@@ -26,7 +26,7 @@ def main(argv=None):
         p.error(str(exc))
     summary = run_ablation(args.data, args.out, [int(s) for s in args.seeds.split(",")], args.overrides,
                            progress=sys.stderr.isatty(), probes=probes)
-    from udaseg.ablation import format_markdown
+    from udaseg.apps.ablation import format_markdown
 
     print(format_markdown(summary))
 

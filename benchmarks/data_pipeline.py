@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from udaseg.benchmark import scene
+from udaseg.benchmark import writer as demo_writer
 from udaseg.data import datasets as D
-from udaseg.data import demo as demo_writer
-from udaseg.data import demo_scene as scene
 from udaseg.data import labels as L
 from udaseg.data.transforms import build_transforms
 

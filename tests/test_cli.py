@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from udaseg.cli import build_parser, main
+from udaseg.apps.cli import build_parser, main
 
 
 def _parse(*argv):
@@ -82,7 +82,7 @@ def test_predict_takes_overrides_positionally_and_keeps_set_as_a_deprecated_alia
     # an existing image whose name holds '=' is an image, not an override
     Image.new("RGB", (8, 4)).save(tmp_path / "x=1.png")
     args = build_parser().parse_args(["predict", str(ckpt), str(tmp_path / "x=1.png"), "--out", "o"])
-    from udaseg.cli_eval import _split_targets
+    from udaseg.apps.cli_eval import _split_targets
 
     assert _split_targets(args.images, "image") == ([str(tmp_path / "x=1.png")], [])
     with pytest.raises(SystemExit):

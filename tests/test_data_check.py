@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fixtures import _palette_png, _rgb, _synthia_png, make_cityscapes, make_gta5
-from udaseg.cli import main
+from udaseg.apps.cli import main
 from udaseg.data.check import check_dataset, detect_kind, verify_decodes
 from udaseg.data.io import DatasetError, read_rgb
 

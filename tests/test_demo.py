@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from udaseg.data import datasets as D
-from udaseg.data import demo
+from udaseg.benchmark import writer as demo
 from udaseg.data import labels as L
 
 SMALL = dict(n_source=6, n_target_train=4, n_target_val=3, source_size=(160, 90), target_size=(192, 96),

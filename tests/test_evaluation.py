@@ -215,7 +215,7 @@ def test_evaluate_bad_input_names_the_file(two_stage_run, tmp_path):
 
 
 def test_evaluate_cli_takes_overrides_after_options(two_stage_run, tmp_path, capsys):
-    from udaseg.cli_eval import build_parser
+    from udaseg.apps.cli_eval import build_parser
 
     run, _ = two_stage_run
     args = build_parser().parse_args(["evaluate", str(run / "checkpoints" / "last.pt"), "--flip", "--out",

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from shared_runs import tiny_runs
-from udaseg import viz
+from udaseg.apps.predict import (MANIFEST_NAME, ImageItem, UnsafeOutputError, collect_images, predict_images,
+                                 predict_with_model, previous_outputs)
 from udaseg.data import labels as L
-from udaseg.predict import (MANIFEST_NAME, ImageItem, UnsafeOutputError, collect_images, predict_images,
-                            predict_with_model, previous_outputs)
+from udaseg.reporting import viz
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_viz_helpers():
 
 
 def test_predict_cli(checkpoint, tmp_path, capsys):
-    from udaseg.cli_eval import build_parser
+    from udaseg.apps.cli_eval import build_parser
 
     images = _folder(tmp_path / "in")
     argv = ["predict", str(checkpoint), str(images / "a.png"), str(images / "notes.txt"), str(images / "cut.png"),
@@ -141,7 +141,7 @@ def test_predict_cli(checkpoint, tmp_path, capsys):
     assert any(line.startswith(f"udaseg: warning: skipped {images / 'cut.png'}: cannot read as an image") for line in lines)
     assert (tmp_path / "out" / "a_labelIds.png").is_file()
     # again into the same folder: refused without --overwrite, done with it
-    from udaseg.cli import main
+    from udaseg.apps.cli import main
 
     assert main(argv) == 2
     assert f"--out {tmp_path / 'out'} exists and is not empty" in capsys.readouterr().err
@@ -283,7 +283,7 @@ def test_two_inputs_for_one_output_and_output_inside_an_input_folder(tmp_path):
 
 
 def test_refusals_come_before_the_checkpoint_is_loaded(tmp_path, capsys):
-    from udaseg.cli import main
+    from udaseg.apps.cli import main
 
     root, _ = _cityscapes_items(tmp_path)
     argv = ["predict", str(tmp_path / "no-such.pt"), str(root / "leftImg8bit" / "val"), "--out", str(root / "gtFine" / "val")]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from shared_runs import tiny_runs
-from udaseg.report import curves_png, load_run, pick_indices, write_report
+from udaseg.reporting.report import curves_png, load_run, pick_indices, write_report
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_report_bad_input(runs, tmp_path):
 
 
 def test_report_cli(runs, tmp_path, capsys):
-    from udaseg.cli_eval import build_parser
+    from udaseg.apps.cli_eval import build_parser
 
     args = build_parser().parse_args(["report", str(runs[0]), "--out", str(tmp_path / "r.html"),
                                       "--num-images", "1", "--device", "cpu"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from udaseg.report_ablation import load_ablation, render_ablation_html, write_ablation_report
+from udaseg.reporting.report_ablation import load_ablation, render_ablation_html, write_ablation_report
 
 REPO = Path(__file__).resolve().parents[1]
 K = 19
@@ -80,12 +80,12 @@ def test_per_class_tables_mark_thin_classes_and_show_ground_truth(results_file):
 def test_cli_renders_the_file_or_its_folder(results_file, tmp_path):
     for arg in (results_file, results_file.parent):
         out = tmp_path / f"page_{arg.name}.html"
-        proc = subprocess.run([sys.executable, "-m", "udaseg.cli", "report", str(arg), "--out", str(out)],
+        proc = subprocess.run([sys.executable, "-m", "udaseg", "report", str(arg), "--out", str(out)],
                               cwd=REPO, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert "13.0 ± 1.4" in out.read_text()
         assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()
-    mixed = subprocess.run([sys.executable, "-m", "udaseg.cli", "report", str(results_file), str(tmp_path / "run"),
+    mixed = subprocess.run([sys.executable, "-m", "udaseg", "report", str(results_file), str(tmp_path / "run"),
                             "--out", str(tmp_path / "x.html")], cwd=REPO, capture_output=True, text=True)
     assert mixed.returncode != 0 and "is an ablation results file; render it on its own" in mixed.stderr
 
@@ -117,7 +117,7 @@ def test_bad_results_files_are_named(tmp_path):
 
 
 def test_existing_page_survives_a_failed_render(results_file, tmp_path, monkeypatch):
-    import udaseg.report_ablation as ra
+    import udaseg.reporting.report_ablation as ra
 
     out = tmp_path / "page.html"
     write_ablation_report(results_file, out)

@@ -157,7 +157,7 @@ def test_bad_device_settings_give_one_line(bench, tmp_path, override, message):
 def test_a_loader_worker_error_is_one_line_on_the_command_line(tmp_path, capsys):
     import yaml
 
-    from udaseg.cli import main
+    from udaseg.apps.cli import main
 
     bench = tiny_benchmark(tmp_path / "bench")
     bad = bench / "gta5" / "images" / "00002.png"

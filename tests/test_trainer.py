@@ -78,7 +78,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(bench, tmp_path, single_
     cfg_path.write_text(yaml.safe_dump(cfg))
     # One intra-op thread in all three runs (see single_thread).
     env = single_thread
-    cmd = [sys.executable, "-m", "udaseg.cli", "train", str(cfg_path)]
+    cmd = [sys.executable, "-m", "udaseg", "train", str(cfg_path)]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*cmd, "--run-dir", str(killed)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

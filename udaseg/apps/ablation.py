@@ -1,0 +1,192 @@
+"""The paper's ablation on the embedded benchmark, with the controls it needs (DESIGN.md §2).
+
+Per seed: one source-only run (stage 1); from its last checkpoint, for the same number of
+iterations each: *continue source-only*, the *BN-only control*, AdaptSegNet, MinEnt, FADA
+(fine-grained D alone) and the paper's method (fine-grained D + entropy); a target-trained
+*oracle* from scratch; and *AdaBN* (BN statistics of the source-only model re-estimated on target
+train images) as a reference line. Every run is evaluated on target val (last checkpoint).
+
+All runs resume, finished ones are skipped, and results are written after each evaluation to
+``<out>/ablation.json``, so an interrupted ablation continues where it stopped.
+
+*Probes* investigate a result without touching the ablation's own runs: each is one more
+adaptation run per seed from the same stage-1 checkpoint, with its own method and overrides
+(e.g. ``fgd_ent`` at the paper's ``method.lambda_ent=0.001``), reported in extra rows.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from udaseg.data import labels as Lb
+from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
+
+ADAPTATION = ("continue", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent")
+# the paper's ordering (Table 3): source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy
+PAPER_ORDER = ("source_only", "adaptsegnet", "fada", "fgd_ent")
+LABELS = {
+    "source_only": "source-only (stage 1)", "continue": "continue source-only", "adabn": "AdaBN (reference)",
+    "bn_control": "BN-only control", "adaptsegnet": "AdaptSegNet", "minent": "MinEnt (ADVENT)",
+    "fada": "fine-grained D (FADA)", "fgd_ent": "fine-grained D + entropy (paper)", "target_only": "oracle (target labels)",
+}
+THIN = ("pole", "light", "sign")
+
+
+def parse_probe(text: str) -> tuple[str, str, list[str]]:
+    """``NAME=METHOD[,key=value,...]`` → (name, method, overrides)."""
+    name, sep, rest = text.partition("=")
+    method, *extra = rest.split(",") if sep else ("",)
+    if not name or not method or name in LABELS or "/" in name:
+        raise ValueError(f"probe {text!r}: expected NAME=METHOD[,key=value,...] with a new name "
+                         f"(not one of {', '.join(LABELS)})")
+    return name, method, extra
+
+
+def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
+                 log=print, probes: list[tuple[str, str, list[str]]] = ()) -> dict:
+    from udaseg.benchmark.writer import demo_is_complete, write_demo
+    from udaseg.engine.stages import run_training
+    from udaseg.apps.pipeline import demo_config
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if not demo_is_complete(data_dir):
+        log(f"writing the embedded benchmark to {data_dir} ...")
+        write_demo(data_dir, seed=0, progress=progress)
+    results_path = out_dir / "ablation.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
+    results["overrides"] = list(overrides)
+    results.setdefault("probes", {}).update({name: [method, *extra] for name, method, extra in probes})
+    for seed in seeds:
+        seed_dir = out_dir / f"seed{seed}"
+        src_cfg = demo_config("source_only", data_dir, seed, overrides)
+        plan = [("source_only", src_cfg, False)]
+        plan.append(("target_only", demo_config("target_only", data_dir, seed, overrides), False))
+        adapt_iters = demo_config("fgd_ent", data_dir, seed, overrides)["train"]["iters"]
+        for name in ADAPTATION:  # all from the stage-1 checkpoint, for the same number of iterations
+            method = "source_only" if name == "continue" else name
+            plan.append((name, demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
+                                                                    f"train.iters={adapt_iters}"]), True))
+        for name, method, extra in probes:
+            plan.append((name, demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
+                                                                    f"train.iters={adapt_iters}", *extra]), True))
+        for name, cfg, from_source in plan:
+            key = f"{seed}/{name}"
+            if key in results["runs"]:
+                continue
+            if from_source:
+                cfg["train"]["init_from"] = str(seed_dir / "source_only" / "checkpoints" / "last.pt")
+            t0 = time.time()
+            log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
+            last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
+            results["runs"][key] = {**_evaluate(last, src_cfg), "seconds": round(time.time() - t0, 1)}
+            atomic_write_json(results_path, results)
+        if f"{seed}/adabn" not in results["runs"]:
+            log(f"seed {seed}: AdaBN of the source-only model")
+            results["runs"][f"{seed}/adabn"] = _evaluate(seed_dir / "source_only" / "checkpoints" / "last.pt",
+                                                         src_cfg, adabn=True)
+            atomic_write_json(results_path, results)
+    summary = summarise(results)
+    atomic_write_text(out_dir / "ABLATION.md", format_markdown(summary))
+    return summary
+
+
+def _evaluate(ckpt, cfg, adabn: bool = False) -> dict:
+    from torch.utils.data import DataLoader
+
+    from udaseg.engine.adabn import adapt_batchnorm
+    from udaseg.engine.checkpoint import load_checkpoint
+    from udaseg.engine.builders import build_split, build_val_loader, evaluate_model, load_segmentor, resolve_device
+
+    state = load_checkpoint(ckpt)
+    device = resolve_device(cfg["train"]["device"])
+    model = load_segmentor(state, device)
+    if adabn:
+        tgt = build_split({**cfg["data"]["target"], "transforms": {"resize": cfg["data"]["target"]["transforms"].get("resize")}},
+                          cfg["model"]["num_classes"], cfg["seed"], with_labels=False)
+        model = adapt_batchnorm(model, DataLoader(tgt, batch_size=cfg["data"]["batch_size"]), cfg["model"]["input_norm"], device)
+    r = evaluate_model(model, cfg, device, build_val_loader(cfg))
+    return {"miou": r.main_miou, "iou": [None if math.isnan(v) else float(v) for v in r.iou],
+            "predicted_fractions": [float(v) for v in r.predicted_fractions],
+            "label_fractions": [float(v) for v in r.label_fractions], "checkpoint": str(ckpt)}
+
+
+def summarise(results: dict) -> dict:
+    """Mean ± std over seeds per run, gains over the BN-only control, share of the
+    source-only → oracle gap closed, per-class means, and whether the paper's ordering holds."""
+    by_name: dict[str, list[dict]] = {}
+    seeds = sorted({int(k.split("/")[0]) for k in results["runs"]})
+    for key, r in results["runs"].items():
+        by_name.setdefault(key.split("/", 1)[1], []).append(r)
+    rows = {}
+    for name, rs in by_name.items():
+        m = np.array([r["miou"] for r in rs]) * 100
+        iou = np.array([[np.nan if v is None else v for v in r["iou"]] for r in rs]) * 100
+        frac = np.array([r["predicted_fractions"] for r in rs]) * 100
+        rows[name] = {"n": len(rs), "mean": float(m.mean()), "std": float(m.std(ddof=1)) if len(rs) > 1 else 0.0,
+                      "per_seed": m.tolist(), "iou": np.nanmean(iou, 0).tolist() if len(iou) else [],
+                      "fractions": frac.mean(0).tolist()}
+    label_frac = (np.array(next(iter(results["runs"].values()))["label_fractions"]) * 100).tolist() if results["runs"] else []
+    so, orc, bn = rows.get("source_only"), rows.get("target_only"), rows.get("bn_control")
+    for name, row in rows.items():
+        row["gain_vs_bn_control"] = row["mean"] - bn["mean"] if bn else None
+        gap = (orc["mean"] - so["mean"]) if so and orc else None
+        row["gap_closed"] = (row["mean"] - so["mean"]) / gap if gap else None
+    order = [rows[n] for n in PAPER_ORDER if n in rows]
+    holds = None
+    if len(order) == len(PAPER_ORDER):
+        # "beyond the seed spread": each step's mean difference exceeds both runs' std
+        holds = all(b["mean"] - a["mean"] > max(a["std"], b["std"]) for a, b in zip(order, order[1:]))
+    return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
+            "probes": dict(results.get("probes", {}))}
+
+
+ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent", "target_only")
+
+
+def row_names(summary: dict) -> list[str]:
+    """The ablation's rows in table order, then any probes."""
+    rows = summary["rows"]
+    return [n for n in ROW_ORDER if n in rows] + sorted(n for n in rows if n not in ROW_ORDER)
+
+
+def row_label(name: str, summary: dict) -> str:
+    probe = summary.get("probes", {}).get(name)
+    return LABELS.get(name) or (f"probe {name}: {' '.join(probe)}" if probe else name)
+
+
+SUMMARY_COLUMNS = ("run", "mIoU mean ± std", "per seed", "vs BN-only control", "share of the source-only → oracle gap")
+
+
+def summary_cells(row: dict, missing: str = "") -> list[str]:
+    """The summary table's cells after the run's name (see ``SUMMARY_COLUMNS``), as text."""
+    gain = missing if row["gain_vs_bn_control"] is None else f"{row['gain_vs_bn_control']:+.1f}"
+    gap = missing if row["gap_closed"] is None else f"{round(100 * row['gap_closed']) or 0}%"  # no "-0%"
+    return [f"{row['mean']:.1f} ± {row['std']:.1f}", " / ".join(f"{v:.1f}" for v in row["per_seed"]), gain, gap]
+
+
+def format_markdown(summary: dict) -> str:
+    rows = summary["rows"]
+    names = row_names(summary)
+    out = [f"Seeds: {', '.join(map(str, summary['seeds']))}. Target val mIoU (19 classes, %, last checkpoints).", "",
+           "| " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" * len(SUMMARY_COLUMNS) + "|"]
+    for n in names:
+        out.append(f"| {row_label(n, summary)} | " + " | ".join(summary_cells(rows[n])) + " |")
+    holds = summary["paper_order_holds"]
+    out += ["", "Paper ordering (source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy) beyond "
+            f"the seed spread: **{'yes' if holds else 'no' if holds is not None else 'not measured yet'}**.", ""]
+    cls = [c[:5] for c in Lb.CLASSES_19]
+    out += ["Per-class IoU (%, mean over seeds); thin classes: " + ", ".join(THIN) + ".", "",
+            "| run | " + " | ".join(cls) + " |", "|---|" + "---|" * len(cls)]
+    for n in names:
+        out.append(f"| {row_label(n, summary)} | " + " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in rows[n]["iou"]) + " |")
+    out += ["", "Predicted class fractions (% of val pixels, mean over seeds) — collapse towards a class shows here.", "",
+            "| run | " + " | ".join(cls) + " |", "|---|" + "---|" * len(cls)]
+    if summary["label_fractions"]:
+        out.append("| ground truth | " + " | ".join(f"{v:.1f}" for v in summary["label_fractions"]) + " |")
+    for n in names:
+        out.append(f"| {row_label(n, summary)} | " + " | ".join(f"{v:.1f}" for v in rows[n]["fractions"]) + " |")
+    return "\n".join(out) + "\n"
