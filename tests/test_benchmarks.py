@@ -31,8 +31,8 @@ def test_ablation_script_tiny(tiny_demo, tmp_path):
     results = json.loads((tmp_path / "ablation.json").read_text())
     names = {k.split("/")[1] for k in results["runs"]}
     assert names == {"source_only", "target_only", "continue", "bn_control", "adaptsegnet", "minent", "fada",
-                     "fgd_ent", "adabn"}
-    assert len(results["runs"]) == 18
+                     "fgd_ent", "adabn", "dacs", "fgd_ent_st", "fgd_ent_st_mic"}
+    assert len(results["runs"]) == 24
     md = (tmp_path / "ABLATION.md").read_text()
     assert "BN-only control" in md and "Paper ordering" in md and "| ground truth |" in md
     # re-running skips everything already evaluated
@@ -66,12 +66,31 @@ def test_train_step_benchmark_prints_ratio_and_flops():
     assert "peak RSS" in out.stdout
 
 
-def test_gpu_check_runs_as_a_cpu_smoke():
+def test_gpu_check_runs_as_a_cpu_smoke(tmp_path):
+    # the real Trainer on synthetic GTA5 / Cityscapes files: adaptation (1 warm-up + 1 timed
+    # iteration), a source-only stage (the same), one validation, the projection
     out = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--arch", "deeplabv2_resnet18",
-                          "--source", "32x64", "--target", "32x64", "--iters", "1", "--warmup", "1"],
+                          "--source", "64x32", "--target", "64x32", "--iters", "2", "--warmup", "1", "--log-every", "1",
+                          "--source-only-iters", "2", "--workers", "0", "--val", "--data", str(tmp_path / "data"),
+                          "--run-dir", str(tmp_path / "runs")],
                          cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "images/s" in out.stdout
+    lines = out.stdout.splitlines()
+    for key in ("s/iter: ", "images/s: ", "source-only s/iter: ", "projected time of the paper's schedule: "):
+        assert any(line.startswith(key) for line in lines), (key, out.stdout)
+    assert "resolved: " in out.stdout and "amp none" in out.stdout
+    assert "20000 source-only" in out.stdout and "40000 fgd_ent" in out.stdout  # the config file's schedule
+    run = tmp_path / "runs"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records if r["kind"] == "train"] == [1, 2]  # train() continued after the warm-up
+    assert [r["kind"] for r in records].count("val") == 1
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["method"] == "fgd_ent" and meta["bn_mode"] == "frozen" and meta["resolved"]["amp"] == "none"
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "source_only" / "checkpoints" / "last.pt").is_file()
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["model"]["pretrained"] is None and cfg["train"]["pretrain_iters"] == 0
+    assert cfg["data"]["source"]["transforms"]["resize"] == [64, 32]
+    assert (tmp_path / "data" / "gta5" / "images" / "00001.png").is_file()
 
 
 def test_data_pipeline_benchmark_tiny(tmp_path):
@@ -96,3 +115,15 @@ def test_saved_activations_benchmark_tiny():
     assert "| gta5 | 128×64 | 19 | meta | fp32 |" in out.stdout and "bf16 autocast" in out.stdout
     import re  # the new layer's count on meta equals the real-tensor count exactly
     assert "new/old" in out.stdout and re.search(r"; new [\d,]+ vs [\d,]+ \(Δ \+0\)", out.stdout), out.stdout
+
+
+def test_gpu_check_without_cuda_exits_2_with_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    out = subprocess.run([sys.executable, "benchmarks/gpu_check.py"], cwd=REPO, capture_output=True, text=True,
+                         timeout=HANG)
+    assert out.returncode == 2
+    assert "CUDA" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -214,9 +214,12 @@ def _train_worker(rank, world, port, cfg, run_dir, out_file):
         torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("method,batch", [("fgd_ent", "data.batch_size=1"), ("fada", "data.global_batch_size=2"),
-                                          ("source_only", "data.batch_size=1")])
-def test_ddp_two_processes_equal_one_process(bench, tmp_path, method, batch):
+@pytest.mark.parametrize("method,batch,extra", [
+    ("fgd_ent", "data.batch_size=1", []), ("fada", "data.global_batch_size=2", []),
+    ("source_only", "data.batch_size=1", []),
+    ("source_only", "data.batch_size=1", ["self_training.enabled=true", "self_training.mic.enabled=true",
+                                          "self_training.mic.block_size=8"])])
+def test_ddp_two_processes_equal_one_process(bench, tmp_path, method, batch, extra):
     """2 gloo processes × batch 1 == 1 process × batch 2: the same gradients (DDP averages them)
     and, after 3 iterations, the same weights. Both runs are fresh spawned processes on one
     thread each, so nothing the test process did before (threads, flags, allocator) reaches them.
@@ -227,9 +230,11 @@ def test_ddp_two_processes_equal_one_process(bench, tmp_path, method, batch):
     fgd_ent: the source backward runs under no_sync, all heads are reached by the target backward;
     fada: its target backward reaches no classifier (find_unused_parameters), so the classifiers'
     source gradients, accumulated under no_sync, must still be averaged; given as a global batch
-    of 2 split over the processes; source_only: one backward, synchronised."""
+    of 2 split over the processes; source_only: one backward, synchronised; source_only with
+    self-training (DACS + MIC): three backwards, the last two on mixed and masked images drawn
+    per sample, the teacher an EMA on each rank."""
     base = [f"method.name={method}", "train.iters=3", "train.val_every=0", "model.bn_mode=frozen",
-            "train.optimizer_d=sgd", "data.source.transforms={resize: [64, 32], hflip: 0.5}"]
+            "train.optimizer_d=sgd", "data.source.transforms={resize: [64, 32], hflip: 0.5}", *extra]
     out = {}
     for name, world, bs in (("single", 1, "data.batch_size=2"), ("ddp", 2, batch)):
         cfg = tiny_config(bench, [*base, bs])

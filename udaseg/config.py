@@ -67,7 +67,9 @@ DEFAULTS: dict[str, Any] = {
         "aspp_impl": "auto",
     },
     "data": {
-        "source": _dataset_defaults("gta5", "data/GTA5"),
+        "source": {**_dataset_defaults("gta5", "data/GTA5"),
+                   # rare-class sampling (DAFormer mmseg/datasets/uda_dataset.py; udaseg/data/rcs.py)
+                   "rcs": {"enabled": False, "temperature": 0.01, "min_pixels": 3000, "min_crop_ratio": 0.5}},
         "target": _dataset_defaults("cityscapes", "data/cityscapes", split="train"),
         "val": _dataset_defaults("cityscapes", "data/cityscapes", split="val"),
         # per domain and per process: a step sees B source + B target images on each of W processes
@@ -79,6 +81,25 @@ DEFAULTS: dict[str, Any] = {
         "pin_memory": True,
     },
     "method": {"name": "source_only"},
+    # mean-teacher self-training on top of any method with source images (udaseg/engine/mean_teacher.py)
+    "self_training": {
+        "enabled": False,
+        "alpha": 0.999,  # EMA; DAFormer configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_*.py (DACS: 0.99)
+        "tau": 0.968,  # confidence threshold; DAFormer configs/_base_/uda/dacs.py, DACS trainUDA.py
+        # the pseudo-label weight, a share of confident pixels: per image (as specified here) or
+        # per batch (DACS / DAFormer compute one share per batch; the same at batch 1)
+        "pseudo_weight": "image",
+        "weight": 1.0,  # of the ClassMix loss (DACS / DAFormer: 1)
+        "ignore_top": 0,  # rows without pseudo-label weight; DAFormer base 0 (15 in its GTA→CS run)
+        "ignore_bottom": 0,  # DAFormer base 0 (120 in its GTA→CS run: the ego car)
+        "include_ignore": True,  # ClassMix may pick the ignore label as a class (DACS does)
+        "teacher_buffers": "keep",  # keep | copy: BN statistics of the teacher (references: keep)
+        "jitter_prob": 0.8,  # strong augmentation, DAFormer mmseg/models/utils/dacs_transforms.py
+        "jitter_strength": 0.2,
+        "blur_prob": 0.5,
+        # masked image consistency: MIC seg/configs/mic/gtaHR2csHR_mic_hrda.py
+        "mic": {"enabled": False, "block_size": 64, "ratio": 0.7, "weight": 1.0},
+    },
     "train": {
         "iters": 40000,
         "init_from": None,  # checkpoint to start from (e.g. the source-only stage's last.pt)
@@ -94,6 +115,9 @@ DEFAULTS: dict[str, Any] = {
         "betas": [0.9, 0.999],  # adam / adamw (torch's defaults)
         "weight_decay": 5e-4,  # L2 for sgd, decoupled for adamw
         "poly_power": 0.9,
+        # linear LR warm-up of the segmenter (DAFormer schedules/poly10warm.py: 1500, 1e-6); 0: none
+        "warmup_iters": 0,
+        "warmup_ratio": 1e-6,
         "optimizer_d": "adam",  # discriminators: adam (FADA, ADVENT) | sgd (momentum train.momentum)
         "lr_d": 1e-4,
         "betas_d": [0.9, 0.99],

@@ -2,7 +2,8 @@
 
 Per seed: one source-only run (stage 1); from its last checkpoint, for the same number of
 iterations each: *continue source-only*, the *BN-only control*, AdaptSegNet, MinEnt, FADA
-(fine-grained D alone) and the paper's method (fine-grained D + entropy); a target-trained
+(fine-grained D alone), the paper's method (fine-grained D + entropy), and self-training on top:
+DACS, the paper's method + self-training, and + MIC and rare-class sampling; a target-trained
 *oracle* from scratch; and *AdaBN* (BN statistics of the source-only model re-estimated on target
 train images) as a reference line. Every run is evaluated on target val (last checkpoint).
 
@@ -25,13 +26,16 @@ import numpy as np
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
 
-ADAPTATION = ("continue", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent")
+ADAPTATION = ("continue", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent",
+              "dacs", "fgd_ent_st", "fgd_ent_st_mic")  # the last three: self-training (issue 12)
 # the paper's ordering (Table 3): source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy
 PAPER_ORDER = ("source_only", "adaptsegnet", "fada", "fgd_ent")
 LABELS = {
     "source_only": "source-only (stage 1)", "continue": "continue source-only", "adabn": "AdaBN (reference)",
     "bn_control": "BN-only control", "adaptsegnet": "AdaptSegNet", "minent": "MinEnt (ADVENT)",
     "fada": "fine-grained D (FADA)", "fgd_ent": "fine-grained D + entropy (paper)", "target_only": "oracle (target labels)",
+    "dacs": "DACS (mean teacher + ClassMix)", "fgd_ent_st": "paper + self-training",
+    "fgd_ent_st_mic": "paper + self-training + MIC + RCS",
 }
 THIN = ("pole", "light", "sign")
 

@@ -33,8 +33,14 @@ def check_writable(run_dir: Path) -> None:
         raise OSError(f"output directory {run_dir} is not writable ({exc.strerror or exc})") from None
 
 
-def poly_lr(base: float, it: int, total: int, power: float) -> float:
-    return base * (1 - it / total) ** power if total > 0 else base
+def poly_lr(base: float, it: int, total: int, power: float, warmup_iters: int = 0, warmup_ratio: float = 1e-6) -> float:
+    """``base·(1 − it/total)^power``; during the first ``warmup_iters`` iterations scaled up
+    linearly from ``warmup_ratio`` (mmcv's PolyLrUpdaterHook with ``warmup='linear'``, which
+    DAFormer's ``schedules/poly10warm.py`` uses: 1500 iterations, ratio 1e-6, power 1.0)."""
+    lr = base * (1 - it / total) ** power if total > 0 else base
+    if it < warmup_iters:
+        lr *= 1 - (1 - it / warmup_iters) * (1 - warmup_ratio)
+    return lr
 
 
 def resolve_device(name: str) -> torch.device:

@@ -10,14 +10,17 @@ from udaseg.engine.trainer import LAST, Trainer
 
 def stage_configs(cfg: dict) -> list[tuple[str, dict]]:
     """[(sub-directory, config)] of the stages to run: a source-only stage of
-    ``train.pretrain_iters`` first when the method adapts and no ``init_from`` is given, whose
-    last checkpoint then initialises the method's stage."""
+    ``train.pretrain_iters`` first when the method adapts (source_only with self-training does)
+    and no ``init_from`` is given, whose last checkpoint then initialises the method's stage."""
     from udaseg.methods import method_defaults
 
     tc = cfg["train"]
-    if cfg["method"]["name"] in ("source_only", "target_only") or tc["pretrain_iters"] <= 0 or tc["init_from"]:
+    adapts = cfg["method"]["name"] not in ("source_only", "target_only") or cfg["self_training"]["enabled"]
+    if not adapts or tc["pretrain_iters"] <= 0 or tc["init_from"]:
         return [("", cfg)]
     pre = copy.deepcopy(cfg)
+    pre["self_training"]["enabled"] = False
+    pre["data"]["source"]["rcs"]["enabled"] = False  # stage 1 is plain source-only training
     pre["method"] = {"name": "source_only", **method_defaults("source_only"),
                      "lambda_seg_aux": cfg["method"].get("lambda_seg_aux", 0.1)}
     pre["train"]["iters"] = tc["pretrain_iters"]

@@ -37,6 +37,8 @@ from udaseg.engine.device_defaults import (AMP_DTYPES, resolve_amp, resolve_aspp
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult
 from udaseg.engine.inputs import normalize_images
+from udaseg.data.rcs import RareClassCropDataset, RareClassSampler, class_pixel_stats
+from udaseg.engine.mean_teacher import SelfTraining, check_self_training_config
 from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_dir import (RunDirError, append_history, config_changes, describe_changes,
@@ -115,10 +117,18 @@ class Trainer:
         self.start_iter = 0
         self.config_changes = {}
         self.best = {"miou": -1.0, "iter": None}
-        if resume and last.is_file():
-            self._restore(load_checkpoint(last))
+        check_self_training_config(cfg["self_training"], self.method)
+        restored = load_checkpoint(last) if resume and last.is_file() else None
+        if restored is not None:
+            self._restore(restored)
         elif tc["init_from"]:
             self._init_from(tc["init_from"])
+        # the teacher starts as a copy of the student's (initial or resumed) weights
+        self.st = SelfTraining(cfg["self_training"], self.model, cfg["seed"]) if cfg["self_training"]["enabled"] else None
+        if self.st is not None and restored is not None:
+            if restored.get("teacher") is None:
+                raise ValueError(f"cannot resume from {last}: it has no teacher weights, the config enables self_training")
+            self.st.load_state_dict(restored["teacher"])
 
         # DDP after loading weights, so every rank starts from rank 0's (identical) state.
         self.model_ddp, self.discs_ddp = self.model, self.discs
@@ -129,8 +139,9 @@ class Trainer:
             # Gradients are all-reduced once a step, in the last segmenter backward (step() runs
             # the source pass under no_sync when a target backward follows); a head that this
             # backward does not reach (e.g. FADA's classifiers) needs find_unused_parameters.
-            self.model_ddp = DDP(self.model, device_ids=ids,
-                                 find_unused_parameters=self.method.ddp_find_unused_parameters())
+            # (self-training's passes, the last, train the main head only: the aux head idles)
+            unused = self.model.multi_level if self.st is not None else self.method.ddp_find_unused_parameters()
+            self.model_ddp = DDP(self.model, device_ids=ids, find_unused_parameters=unused)
             self.discs_ddp = torch.nn.ModuleDict({k: DDP(d, device_ids=ids) for k, d in self.discs.items()})
 
         self._build_data()
@@ -170,15 +181,26 @@ class Trainer:
         k, bs, seed = cfg["model"]["num_classes"], self.batch_size, cfg["seed"]
         self.loaders = {}
         if m.uses_source:
-            self.loaders["source"] = self._loader(build_split(cfg["data"]["source"], k, seed), bs, seed)
-        if m.uses_target_images:
+            src = build_split(cfg["data"]["source"], k, seed)
+            rcs = cfg["data"]["source"]["rcs"]
+            sampler = None
+            if rcs["enabled"]:  # rare-class sampling: class statistics counted once, cached beside the data
+                if self.dist.is_main:
+                    class_pixel_stats(src)
+                barrier(self.dist)
+                sampler = RareClassSampler(class_pixel_stats(src), bs, temperature=rcs["temperature"],
+                                           min_pixels=rcs["min_pixels"], seed=seed, start_batch=self.start_iter,
+                                           rank=self.dist.rank, world_size=self.dist.world_size)
+                src = RareClassCropDataset(src, min_pixels=rcs["min_pixels"], min_crop_ratio=rcs["min_crop_ratio"])
+            self.loaders["source"] = self._loader(src, bs, seed, sampler)
+        if m.uses_target_images or self.st is not None:
             tgt = build_split(cfg["data"]["target"], k, seed + 1, with_labels=m.uses_target_labels)
             self.loaders["target"] = self._loader(tgt, bs, seed + 1)
         self._iters = {name: iter(loader) for name, loader in self.loaders.items()}
 
-    def _loader(self, ds, batch_size: int, seed: int) -> DataLoader:
-        sampler = InfiniteBatchSampler(len(ds), batch_size, seed=seed, start_batch=self.start_iter,
-                                       rank=self.dist.rank, world_size=self.dist.world_size)
+    def _loader(self, ds, batch_size: int, seed: int, sampler=None) -> DataLoader:
+        sampler = sampler or InfiniteBatchSampler(len(ds), batch_size, seed=seed, start_batch=self.start_iter,
+                                                  rank=self.dist.rank, world_size=self.dist.world_size)
         workers = self.cfg["data"]["workers"]
         return DataLoader(ds, batch_sampler=sampler, num_workers=workers, worker_init_fn=_worker_init,
                           pin_memory=self.cfg["data"]["pin_memory"] and self.device.type == "cuda",
@@ -222,6 +244,7 @@ class Trainer:
             "config": self.cfg,
             "resolved": self.resolved,  # what the config's "auto" values were on this device
             "segmentor": self.model.state_dict(),
+            "teacher": None if self.st is None else self.st.state_dict(),
             "discriminators": self.discs.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
@@ -292,7 +315,7 @@ class Trainer:
     def save_snapshot(self, it: int) -> Path:
         """A weights-only ``iter_NNNNNN.pt`` (no optimiser or RNG state): enough to evaluate,
         predict or initialise from, so ``udaseg evaluate RUN_DIR`` can tabulate a run's history."""
-        heavy = ("discriminators", "opt_g", "opt_d", "scaler", "rng")
+        heavy = ("discriminators", "opt_g", "opt_d", "scaler", "rng", "teacher")
         state = {k: v for k, v in self.state_dict(it).items() if k not in heavy} if self.dist.is_main else {}
         return self.save(f"iter_{it:06d}.pt", it, state)
 
@@ -326,8 +349,12 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _forward(self, batch: dict, model) -> Pass:
+    def _forward(self, batch: dict, model, mask: torch.Tensor | None = None) -> Pass:
+        """``model`` on the batch's images (uint8, or float in [0, 255]), normalised here; ``mask``
+        multiplies the normalised input (MIC's masked pixels become the mean colour)."""
         x = normalize_images(batch["image"].to(self.device, non_blocking=True), self.cfg["model"]["input_norm"])
+        if mask is not None:
+            x = x * mask.to(x.device, x.dtype)
         if self.cfg["train"]["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
         labels = batch["label"].to(self.device, non_blocking=True) if "label" in batch else None
@@ -352,7 +379,7 @@ class Trainer:
 
     def set_lr(self, it: int) -> float:
         tc = self.cfg["train"]
-        lr = poly_lr(tc["lr"], it, tc["iters"], tc["poly_power"])
+        lr = poly_lr(tc["lr"], it, tc["iters"], tc["poly_power"], tc["warmup_iters"], tc["warmup_ratio"])
         for g in self.opt_g.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         if self.opt_d is not None:
@@ -370,27 +397,25 @@ class Trainer:
         logs, metrics = {}, {"lr": lr}
         self.opt_g.zero_grad(set_to_none=True)
         self.discs.requires_grad_(False)
-        src = tgt = None
-        # One autocast region for both segmenter passes: autocast caches the bf16/fp16 copies of
+        if self.st is not None:
+            self.st.before_step(self.model, it)
+        passed = {}
+        # One autocast region for all segmenter passes: autocast caches the bf16/fp16 copies of
         # the weights until its outermost region exits, so they are cast once per step, not once
         # per pass (the casts were 13% of a demo step). The weights do not change inside it.
-        # DDP: one gradient all-reduce a step, in the last backward (the target one if it exists)
-        target_backward = self.method.uses_target_images and self.method.target_needs_grad
-        no_sync = self.model_ddp.no_sync if self.dist.enabled and target_backward else contextlib.nullcontext
         with self._autocast():
-            if self.method.uses_source:
-                with no_sync():
-                    p = self._forward(batches["source"], self.model_ddp)
-                    self._backward(self.method.source_losses(p), logs)
-                src = p.detached()
-            if self.method.uses_target_images:
-                if self.method.target_needs_grad:
-                    p = self._forward(batches["target"], self.model_ddp)
-                    self._backward(self.method.target_losses(p, dict(self.discs)), logs)
-                    tgt = p.detached()
-                else:  # BN-only control: train-mode statistics update, no graph, no loss
-                    with torch.no_grad():
-                        tgt = self._forward(batches["target"], self.model_ddp)
+            passes = self._segmenter_passes(batches, it, passed)
+            for i, run_pass in enumerate(passes):
+                # DDP: one gradient all-reduce a step, in the last backward
+                last = i == len(passes) - 1
+                with self.model_ddp.no_sync() if self.dist.enabled and not last else contextlib.nullcontext():
+                    self._backward(run_pass(), logs)
+            if self.method.uses_target_images and not self.method.target_needs_grad:
+                with torch.no_grad():  # BN-only control: train-mode statistics update, no graph, no loss
+                    passed["target"] = self._forward(batches["target"], self.model_ddp)
+        src, tgt = passed.get("source"), passed.get("target")
+        if self.st is not None:
+            metrics["pseudo_weight"] = self.st.last_pseudo_weight
         self.scaler.step(self.opt_g)
         if self.opt_d is not None:
             self.discs.requires_grad_(True)
@@ -403,6 +428,34 @@ class Trainer:
         self.scaler.update()
         self._last = (batches, src, tgt)
         return logs, metrics
+
+    def _segmenter_passes(self, batches: dict, it: int, passed: dict) -> list:
+        """The step's segmenter backward passes, in order, each a callable returning loss terms:
+        source, target (the method's), then self-training's. ``passed`` receives the detached
+        source / target passes the discriminator step needs."""
+        m, passes = self.method, []
+        if m.uses_source:
+            def source():
+                p = self._forward(batches["source"], self.model_ddp)
+                passed["source"] = p.detached()
+                return m.source_losses(p)
+            passes.append(source)
+        if m.uses_target_images and m.target_needs_grad:
+            def target():
+                p = self._forward(batches["target"], self.model_ddp)
+                passed["target"] = p.detached()
+                return m.target_losses(p, dict(self.discs))
+            passes.append(target)
+        if self.st is not None:
+            passes += self.st.passes(lambda x, mask=None: self._forward({"image": x}, self.model_ddp, mask).out,
+                                     lambda x: self._forward({"image": x}, self.st.teacher).out,
+                                     batches["source"], batches["target"], self._stream_positions(it), self.device)
+        return passes
+
+    def _stream_positions(self, it: int) -> list[int]:
+        """Global stream positions of this rank's samples in iteration ``it`` (as the sampler's)."""
+        bs, w, r = self.batch_size, self.dist.world_size, self.dist.rank
+        return [it * bs * w + r + j * w for j in range(bs)]
 
     # ------------------------------------------------------------------------------------------
     # the loop

@@ -1,0 +1,114 @@
+"""Mean-teacher self-training composed into the trainer: exact resume with a teacher, the
+passes each method gets, and the bad configs that must name their key."""
+import pytest
+import torch
+
+from fixtures import tiny_benchmark, tiny_config
+from udaseg.engine.checkpoint import load_checkpoint
+from udaseg.engine.trainer import Trainer
+
+SAME_SIZE = "data.source.transforms={resize: [64, 32], hflip: 0.5, color_jitter: {brightness: 0.2}}"
+ST = ["self_training.enabled=true", SAME_SIZE]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return tiny_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+def test_resume_with_a_teacher_is_exact(bench, tmp_path):
+    """fgd_ent + ClassMix + MIC + rare-class sampling, killed after iteration 5 of 6 (last
+    checkpoint at 4), resumed: student, discriminator, optimisers and teacher equal bit for bit."""
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=6", "train.checkpoint_every=2", "train.val_every=0",
+                              "self_training.mic.enabled=true", "self_training.mic.block_size=8",
+                              "data.source.rcs.enabled=true", "data.source.rcs.min_pixels=10", *ST])
+    full = Trainer(cfg, tmp_path / "full", progress=False)
+    assert [f.__name__ for f in full._segmenter_passes(full._next_batches(), 0, {})] == [
+        "source", "target", "mix_pass", "mic_pass"]
+    full = Trainer(cfg, tmp_path / "full", progress=False, overwrite=True)
+    out = full.train()
+    Trainer(cfg, tmp_path / "cut", progress=False).train(stop_at=5)
+    resumed = Trainer(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.start_iter == 4
+    resumed.train()
+    a, b = load_checkpoint(out["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    for key in ("segmentor", "discriminators", "teacher"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
+    # the teacher moved (EMA of the student), and is not the student
+    init = Trainer(cfg, tmp_path / "init", progress=False).model.state_dict()
+    t = a["teacher"]
+    assert any(not torch.equal(t[f"model.{k}"], init[k]) for k in init if k.endswith("weight"))
+    assert any(not torch.equal(t[f"model.{k}"], a["segmentor"][k]) for k in init if k.endswith("weight"))
+
+
+def test_source_only_with_self_training_is_dacs(bench, tmp_path):
+    t = Trainer(tiny_config(bench, ["method.name=source_only", "train.iters=2", "train.val_every=0", *ST]), tmp_path,
+                progress=False)
+    assert "target" in t.loaders and not t.loaders["target"].dataset.has_labels
+    t.train()
+    log = (tmp_path / "metrics.jsonl").read_text()
+    assert '"st_mix"' in log and '"pseudo_weight"' in log and '"st_mic"' not in log
+
+
+@pytest.mark.parametrize("override,message", [
+    ("self_training.tau=1.5", "self_training.tau"),
+    ("self_training.tau=0", "self_training.tau"),
+    ("self_training.alpha=1.0", "self_training.alpha"),
+    ("self_training.alpha=-0.1", "self_training.alpha"),
+    ("self_training.mic.ratio=1.0", "self_training.mic.ratio"),
+    ("self_training.pseudo_weight=pixel", "self_training.pseudo_weight"),
+])
+def test_bad_self_training_values_name_their_key(bench, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        Trainer(tiny_config(bench, ["train.iters=1", *ST, override]), tmp_path, progress=False)
+
+
+def test_self_training_on_an_oracle_or_without_source_is_refused(bench, tmp_path):
+    with pytest.raises(ValueError, match="self_training needs labelled source images .*method target_only has none"):
+        Trainer(tiny_config(bench, ["train.iters=1", "method.name=target_only", *ST]), tmp_path, progress=False)
+
+
+def test_source_and_target_of_different_sizes_are_refused_naming_the_transforms(bench, tmp_path):
+    cfg = tiny_config(bench, ["train.iters=1", "train.val_every=0", "self_training.enabled=true",
+                              "data.source.transforms={resize: [64, 48]}"])
+    with pytest.raises(ValueError, match=r"source batch \(48, 64\) vs target \(32, 64\).*same crop"):
+        Trainer(cfg, tmp_path, progress=False).train()
+
+
+def test_rare_class_sampling_feeds_the_sampled_class(bench, tmp_path):
+    t = Trainer(tiny_config(bench, ["train.iters=1", "data.source.rcs.enabled=true", "data.source.rcs.min_pixels=10"]),
+                tmp_path, progress=False)
+    keys = t.loaders["source"].batch_sampler.batch_keys(0)
+    batch = t._next_batches()["source"]
+    assert [int(c) for c in batch["rcs_class"]] == [k[2] for k in keys]
+    # the sampled class is in the (re-drawn) crop
+    assert all(bool((lbl == int(c)).any()) for lbl, c in zip(batch["label"], batch["rcs_class"]))
+
+
+def test_linear_warmup_then_poly_as_mmcv():
+    """DAFormer's poly10warm: lr·(1 − it/T)^1 scaled by 1 − (1 − it/W)(1 − r) for it < W."""
+    from udaseg.engine.builders import poly_lr
+
+    base, total, w, r = 6e-5, 40000, 1500, 1e-6
+    assert poly_lr(base, 0, total, 1.0, w, r) == pytest.approx(base * r)
+    assert poly_lr(base, 750, total, 1.0, w, r) == pytest.approx(base * (1 - 750 / total) * (1 - 0.5 * (1 - r)))
+    assert poly_lr(base, 1500, total, 1.0, w, r) == pytest.approx(base * (1 - 1500 / total))
+    assert poly_lr(base, 20000, total, 1.0) == pytest.approx(base / 2)
+
+
+def test_dacs_on_the_demo_adapts_from_the_source_only_stage():
+    """source_only + self-training adapts: it gets stage 1 (plain source-only, no teacher, no
+    RCS) like every adapting method."""
+    from udaseg.config import load_config
+    from udaseg.engine.stages import stage_configs
+
+    cfg = load_config("configs/demo/dacs.yaml")
+    (pre_dir, pre), (main_dir, main) = stage_configs(cfg)
+    assert (pre_dir, main_dir) == ("source_only", "")
+    assert pre["method"]["name"] == "source_only" and not pre["self_training"]["enabled"]
+    assert main["self_training"]["enabled"] and main["train"]["iters"] == cfg["train"]["iters"]
+    mic = load_config("configs/demo/fgd_ent_st_mic.yaml")
+    assert not stage_configs(mic)[0][1]["data"]["source"]["rcs"]["enabled"]
+    assert stage_configs(load_config("configs/demo/source_only.yaml")) == [("", load_config("configs/demo/source_only.yaml"))]

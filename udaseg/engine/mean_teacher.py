@@ -1,0 +1,124 @@
+"""Mean-teacher self-training as a component any method can switch on (config ``self_training``).
+
+Per iteration, after the method's own passes (DACS ``trainUDA.py``; DAFormer
+``mmseg/models/uda/dacs.py``; MIC ``masking_consistent_module.py``):
+
+1. the EMA teacher (``udaseg.engine.teacher``) labels the un-augmented target images:
+   pseudo-labels ŷ = argmax, weight = share of pixels with max probability ≥ τ;
+2. **ClassMix**: half the classes of each source label are pasted onto its target image, labels
+   mixed the same way (``udaseg.data.mixing``), then strong augmentation (colour jitter, blur);
+   the student learns the mixed labels, pasted pixels with weight 1, the rest with the pseudo
+   weight — its own backward;
+3. optionally **MIC**: the student sees the strongly augmented target image with random 64×64
+   blocks masked and learns the teacher's pseudo-labels of the unmasked image — its own backward;
+4. before the next iteration's passes the teacher takes the EMA of the student
+   (α_i = min(1 − 1/(i + 1), α), DAFormer's order: updated at the start of iteration i > 0).
+
+The trainer owns forward passes, normalisation, backward and DDP: this module gets a
+``forward(images, mask=None) -> SegmentorOutput`` for the student and returns loss terms. Its
+random draws come from per-iteration generators (``step_generator``), so resume is exact with
+only the teacher's weights in the checkpoint.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from udaseg.data.mixing import class_mix, strong_transform
+from udaseg.engine.self_training import (block_mask, check_mask_ratio, check_tau, pixel_weighted_cross_entropy,
+                                         pseudo_labels, step_generator)
+from udaseg.engine.teacher import EMATeacher, check_alpha
+from udaseg.methods.base import Terms
+
+Forward = Callable[..., object]  # images (N, 3, H, W) in [0, 255] [, mask] -> SegmentorOutput
+
+
+def check_self_training_config(cfg: dict, method) -> None:
+    """Bad values name their key; self-training needs labelled source images to mix from."""
+    if not cfg["enabled"]:
+        return
+    check_alpha(cfg["alpha"])
+    check_tau(cfg["tau"])
+    check_mask_ratio(cfg["mic"]["ratio"])
+    if cfg["pseudo_weight"] not in ("image", "batch"):
+        raise ValueError(f"config key 'self_training.pseudo_weight' is {cfg['pseudo_weight']!r}; expected image or batch")
+    if not method.uses_source:
+        raise ValueError(f"self_training needs labelled source images to mix into the target (ClassMix); "
+                         f"method {method.name} has none")
+    if method.uses_target_labels:
+        raise ValueError(f"self_training on method {method.name}: an oracle has target labels, pseudo-labels "
+                         f"make no sense there")
+
+
+class SelfTraining:
+    """The teacher and the self-training passes of one run."""
+
+    def __init__(self, cfg: dict, student: torch.nn.Module, seed: int):
+        self.cfg, self.seed = cfg, seed
+        self.teacher = EMATeacher(student, alpha=cfg["alpha"], buffers=cfg["teacher_buffers"])
+
+    # -- the teacher ------------------------------------------------------------------------
+    def before_step(self, student: torch.nn.Module, it: int) -> float | None:
+        """EMA update at the start of iteration ``it`` > 0 (iteration 0 uses the copy)."""
+        return self.teacher.update(student, it) if it > 0 else None
+
+    def state_dict(self) -> dict:
+        return self.teacher.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.teacher.load_state_dict(state)
+
+    # -- the passes -------------------------------------------------------------------------
+    def passes(self, student: Forward, teacher: Forward, source: dict, target: dict, positions: list[int], device
+               ) -> list[Callable[[], Terms]]:
+        """One callable a backward pass: the ClassMix pass, then the MIC pass if enabled.
+
+        ``source`` / ``target``: the step's batches (uint8 images, source labels);
+        ``student(images, mask=None)`` / ``teacher(images)``: forward on [0, 255] float images,
+        normalised by the trainer (``mask`` multiplies the normalised input, as MIC does);
+        ``positions``: each sample's position in the global stream of the run. Every sample
+        draws its ClassMix classes, augmentation and mask from its own generator, seeded by that
+        position, so a step is the same on 1 process with batch 2·B as on 2 with B each (DAFormer
+        decides jitter and blur once per batch; here per image)."""
+        c = self.cfg
+        src_img = source["image"].to(device).float()
+        src_lbl = source["label"].to(device)
+        tgt_img = target["image"].to(device).float()
+        if src_img.shape != tgt_img.shape:
+            raise ValueError(f"self_training mixes source into target images, so both must have one size: "
+                             f"source batch {tuple(src_img.shape[-2:])} vs target {tuple(tgt_img.shape[-2:])} "
+                             f"(H, W); give data.source.transforms and data.target.transforms the same crop")
+        with torch.no_grad():
+            logits = teacher(tgt_img).logits
+        labels, weight = pseudo_labels(logits, c["tau"], ignore_top=c["ignore_top"], ignore_bottom=c["ignore_bottom"],
+                                       per_image=c["pseudo_weight"] == "image", size=tgt_img.shape[-2:])
+        self.last_pseudo_weight = float(weight.mean())
+        aug = {"jitter_prob": c["jitter_prob"], "jitter_strength": c["jitter_strength"], "blur_prob": c["blur_prob"]}
+
+        def mix_pass() -> Terms:
+            images, mixed_labels, weights = [], [], []
+            for j, pos in enumerate(positions):
+                g = step_generator(self.seed, pos, 0)
+                s = slice(j, j + 1)
+                mix = class_mix(src_img[s], src_lbl[s], tgt_img[s], labels[s], weight[s], g,
+                                include_ignore=c["include_ignore"])
+                images.append(strong_transform(mix.images, g, **aug))
+                mixed_labels.append(mix.labels)
+                weights.append(mix.weights)
+            out = student(torch.cat(images))
+            loss = pixel_weighted_cross_entropy(out.logits, torch.cat(mixed_labels), torch.cat(weights))
+            return {"st_mix": (c["weight"], loss)}
+
+        def mic_pass() -> Terms:
+            m = c["mic"]
+            images, masks = [], []
+            for j, pos in enumerate(positions):
+                x = strong_transform(tgt_img[j:j + 1], step_generator(self.seed, pos, 1), **aug)
+                images.append(x)
+                masks.append(block_mask(x.shape, m["block_size"], m["ratio"], step_generator(self.seed, pos, 2),
+                                        device=device))
+            out = student(torch.cat(images), mask=torch.cat(masks))
+            return {"st_mic": (m["weight"], pixel_weighted_cross_entropy(out.logits, labels, weight))}
+
+        return [mix_pass, mic_pass] if c["mic"]["enabled"] else [mix_pass]
