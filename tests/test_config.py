@@ -67,3 +67,14 @@ def test_paper_settings_in_shipped_configs():
     assert (m["lambda_adv"], m["lambda_ent"], m["temperature"], m["clip"], m["d_weight"]) == (0.001, 0.001, 1.8, 0.9, 0.5)
     syn = load_config(root / "synthia_cityscapes" / "fgd_ent.yaml")
     assert syn["model"]["num_classes"] == 16 and syn["data"]["source"]["transforms"]["resize"] == [1280, 760]
+
+
+def test_a_dotted_override_below_transforms_changes_only_that_key():
+    """``data.target.transforms.resize=[256,128]`` replaced the whole pipeline, silently dropping
+    flip and jitter; ``data.target.transforms={...}`` still states a pipeline completely."""
+    from udaseg.config import load_config
+
+    cfg = load_config("configs/demo/fgd_ent.yaml", ["data.target.transforms.resize=[256,128]"])
+    assert cfg["data"]["target"]["transforms"] == {"resize": [256, 128], "hflip": 0.5}
+    whole = load_config("configs/demo/fgd_ent.yaml", ["data.target.transforms={resize: [256, 128]}"])
+    assert whole["data"]["target"]["transforms"] == {"resize": [256, 128]}

@@ -275,11 +275,15 @@ def read_yaml_chain(path: str | Path) -> dict:
     return _deep_update(merged, data)
 
 
-def _deep_update(base: dict, update: dict) -> dict:
+def _deep_update(base: dict, update: dict, merge_transforms: bool = False) -> dict:
+    """``update`` merged into a copy of ``base``. A ``transforms`` mapping is replaced as a whole
+    (a config file states a pipeline completely) unless ``merge_transforms``: a dotted override
+    below it (``data.target.transforms.resize=[256,128]``) changes that one key and keeps flip
+    and jitter."""
     out = copy.deepcopy(base)
     for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "transforms":
-            out[k] = _deep_update(out[k], v)
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and (k != "transforms" or merge_transforms):
+            out[k] = _deep_update(out[k], v, merge_transforms)
         else:
             out[k] = copy.deepcopy(v)
     return out
@@ -291,7 +295,8 @@ def resolve(raw: dict, overrides=()) -> dict:
 
     update = copy.deepcopy(raw)
     for o in overrides:
-        update = _deep_update(update, parse_override(o) if isinstance(o, str) else o)
+        below_transforms = isinstance(o, str) and ".transforms." in o.split("=", 1)[0]
+        update = _deep_update(update, parse_override(o) if isinstance(o, str) else o, merge_transforms=below_transforms)
     method_update = update.pop("method", {}) or {}
     cfg = merge(DEFAULTS, update, DEFAULTS)
     name = method_update.get("name", cfg["method"]["name"])
