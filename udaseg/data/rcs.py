@@ -39,11 +39,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from udaseg.data import labels as L
 from udaseg.data.io import read_id_label, read_synthia_label
 from udaseg.engine.checkpoint import atomic_write_json
+from udaseg.engine.sampler import StreamSampler
 
 DEFAULT_TEMPERATURE = 0.01  # DAFormer gta2cs_..._rcs_croppl_a999_... class_temp
 DEFAULT_MIN_PIXELS = 3000  # same config, min_pixels
@@ -199,7 +200,7 @@ def rcs_probabilities(freq, temperature: float = DEFAULT_TEMPERATURE) -> np.ndar
 
 # -- the sampler -------------------------------------------------------------------------------
 
-class RareClassSampler(Sampler):
+class RareClassSampler(StreamSampler):
     """Yields batches of ``(index, draw_seed, class)`` keys forever.
 
     Stream position q draws, from ``numpy.random.default_rng([seed, q, ·])``, a class c ~ P and
@@ -237,28 +238,14 @@ class RareClassSampler(Sampler):
         self._cdf = np.cumsum(p)
         self._cdf[-1] = 1.0
         self.samples_with_class = {int(c): samples[int(c)] for c in classes}
-        self.batch_size, self.seed, self.start_batch = batch_size, seed, start_batch
-        self.rank, self.world_size = rank, world_size
+        super().__init__(batch_size, start_batch, rank, world_size)
+        self.seed = seed
 
     def key_at(self, position: int) -> tuple[int, int, int]:
         rng = np.random.default_rng([self.seed, position, _STREAM])
         c = int(self.classes[min(int(np.searchsorted(self._cdf, rng.random(), side="right")), self.classes.size - 1)])
         images = self.samples_with_class[c]
         return int(images[rng.integers(images.size)]), position, c
-
-    def batch_keys(self, batch: int) -> list[tuple[int, int, int]]:
-        global_bs = self.batch_size * self.world_size
-        start = batch * global_bs
-        return [self.key_at(q) for q in range(start + self.rank, start + global_bs, self.world_size)]
-
-    def __iter__(self):
-        b = self.start_batch
-        while True:
-            yield self.batch_keys(b)
-            b += 1
-
-    def __len__(self):  # DataLoader asks; the stream is endless
-        return 2**62
 
 
 def redraw_seed(draw_seed: int, attempt: int) -> int:
