@@ -18,13 +18,13 @@ CPU at a reduced size, where the float32 count is also compared with the meta co
     python benchmarks/saved_activations.py --arch deeplabv2_resnet18 --meta gta5=128x64:19 --cpu 64x32
 """
 import argparse
-import contextlib
 import copy
 import time
 
 import torch
 from torch import nn
 
+from udaseg.engine.autograd_memory import saved_storages
 from udaseg.models import build_segmentor
 from udaseg.models.frozen_bn import FrozenBatchNorm2d
 
@@ -50,28 +50,8 @@ def old_frozen_bn(model: nn.Module) -> nn.Module:
 def saved_bytes(model: nn.Module, x: torch.Tensor, autocast_dtype=None) -> dict[str, int]:
     """Bytes saved for backward by ``model(x)``, per distinct storage (see module doc)."""
     own = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
-    saved, bn_in, keep = {}, {}, []
-
-    def pack(t):
-        st = t.untyped_storage()
-        saved[st._cdata] = st.nbytes()
-        return t
-
-    def bn_hook(_module, args):
-        keep.append(args[0])  # alive until counted: a freed storage's address could be reused
-        st = args[0].untyped_storage()
-        bn_in[st._cdata] = st.nbytes()
-
-    hooks = [m.register_forward_pre_hook(bn_hook) for m in model.backbone.modules()
-             if isinstance(m, nn.BatchNorm2d)]
-    try:
-        amp = contextlib.nullcontext() if autocast_dtype is None else torch.autocast(x.device.type, autocast_dtype)
-        with amp:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                out = model(x)  # noqa: F841  (keeps the graph, hence the storages, alive while counting)
-    finally:
-        for h in hooks:
-            h.remove()
+    bns = [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved, bn_in = saved_storages(model, x, bns, autocast_dtype)
     return {"activations": sum(v for k, v in saved.items() if k not in own),
             "all": sum(saved.values()), "bn_inputs": sum(bn_in.values())}
 

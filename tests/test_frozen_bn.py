@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from udaseg.engine.adabn import adapt_batchnorm
+from udaseg.engine.autograd_memory import saved_storages
 from udaseg.models import build_segmentor
 from udaseg.models.frozen_bn import FrozenBatchNorm2d, freeze_batchnorm
 
@@ -209,25 +210,7 @@ def test_adabn_still_adapts_frozen_models():
 
 def _saved_storages(model: nn.Module, x: torch.Tensor):
     """(bytes per distinct storage saved for backward, the same for the backbone's BN inputs)."""
-    saved, bn_inputs, keep = {}, {}, []
-
-    def pack(t):
-        st = t.untyped_storage()
-        saved[st._cdata] = st.nbytes()
-        return t
-
-    def pre_hook(_m, args):
-        keep.append(args[0])  # kept alive, so that no later tensor reuses its storage's address
-        st = args[0].untyped_storage()
-        bn_inputs[st._cdata] = st.nbytes()
-
-    hooks = [m.register_forward_pre_hook(pre_hook) for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-    for h in hooks:
-        h.remove()
-    del out
-    return saved, bn_inputs
+    return saved_storages(model, x, [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)])
 
 
 def test_backward_keeps_no_bn_input():
