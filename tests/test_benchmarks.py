@@ -127,3 +127,11 @@ def test_gpu_check_without_cuda_exits_2_with_one_line():
     assert out.returncode == 2
     assert "CUDA" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_self_training_cost_benchmark_tiny(tiny_demo):
+    out = subprocess.run([sys.executable, "benchmarks/self_training_cost.py", "--data", str(tiny_demo), "--steps", "1",
+                          "--warmup", "0"], cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for method in ("fgd_ent", "dacs", "fgd_ent_st", "fgd_ent_st_mic"):
+        assert f"| {method} |" in out.stdout
