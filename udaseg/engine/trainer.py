@@ -208,12 +208,13 @@ class Trainer:
 
     def _write_run_files(self, resume: bool) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        revision = git_revision()  # two git subprocesses: once per start
         if resume:  # what the run was before: history.jsonl keeps each start, meta.json the latest
             append_history(self.run_dir, {"event": "resume" if self.start_iter else "start", "iteration": self.start_iter,
-                                          "git_revision": git_revision(), "config_changes": self.config_changes})
+                                          "git_revision": revision, "config_changes": self.config_changes})
         atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
         meta = {
-            "git_revision": git_revision(), "torch": torch.__version__, "python": sys.version.split()[0],
+            "git_revision": revision, "torch": torch.__version__, "python": sys.version.split()[0],
             "command": sys.argv, "world_size": self.dist.world_size, "device": str(self.device),
             "method": self.method.name, "oracle_uses_target_labels": self.method.uses_target_labels,
             "bn_mode": self.cfg["model"]["bn_mode"], "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
