@@ -93,8 +93,9 @@ def test_batch_and_resolved_defaults_are_printed_and_recorded(bench, tmp_path):
     t.train()
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["batch_per_process"] == 2 and meta["global_batch"] == 2
+    # threads: auto, with OMP_NUM_THREADS=1 set by conftest -> torch's current count, 1
     assert meta["resolved"] == {"aspp_impl": "taps", "amp": "none", "malloc_tuning": True,
-                                "cudnn_benchmark": False, "deterministic": False}
+                                "cudnn_benchmark": False, "deterministic": False, "threads": 1}
     log = (tmp_path / "train.log").read_text()
     assert "batch per domain: 2 per process x 1 process(es) = 2 global" in log
 
@@ -151,3 +152,178 @@ def test_deterministic_sets_the_cublas_workspace(bench, tmp_path, monkeypatch):
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert t.resolved["cublas_workspace_config"] == ":4096:8"
     assert torch.are_deterministic_algorithms_enabled()  # conftest resets it after the test
+
+
+# ------------------------------------------------------------------------------- train.threads
+
+CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
+
+
+@pytest.fixture
+def no_thread_env(monkeypatch):
+    """OMP_NUM_THREADS and LOCAL_WORLD_SIZE unset (conftest sets OMP_NUM_THREADS=1 for the suite);
+    busy_cores must be faked by the test that reaches it."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+
+    def unexpected(cores, interval=0.25):
+        raise AssertionError("busy_cores should not be measured here")
+
+    monkeypatch.setattr(dd, "busy_cores", unexpected)
+    return monkeypatch
+
+
+def _fake_cores(monkeypatch, n_cores, busy):
+    seen = []
+
+    def fake_busy(cores, interval=0.25):
+        seen.append(set(cores))
+        return busy
+
+    monkeypatch.setattr(dd.os, "sched_getaffinity", lambda pid: set(range(n_cores)), raising=False)
+    monkeypatch.setattr(dd, "busy_cores", fake_busy)
+    return seen
+
+
+@pytest.mark.parametrize("device", [CPU, GPU])
+def test_explicit_threads_are_kept(no_thread_env, device):
+    assert dd.resolve_threads(5, device) == 5
+    assert dd.resolve_threads(1, device) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, "two", True, 2.0, None])
+def test_bad_threads_are_refused_naming_the_key(bad):
+    with pytest.raises(ValueError, match=r"config key 'train.threads' is .*; expected a positive integer or auto"):
+        dd.resolve_threads(bad, CPU)
+
+
+def test_auto_threads_keep_an_omp_num_threads_of_the_environment(no_thread_env):
+    no_thread_env.setenv("OMP_NUM_THREADS", "3")
+    torch.set_num_threads(3)  # what torch took from it (conftest restores the count)
+    assert dd.resolve_threads("auto", CPU) == 3
+    torch.set_num_threads(2)
+    assert dd.resolve_threads("auto", CPU) == 2  # torch's current count, not the variable re-read
+
+
+def test_auto_threads_on_cuda_keep_torchs_count(no_thread_env):
+    torch.set_num_threads(2)
+    assert dd.resolve_threads("auto", GPU) == 2  # and no /proc/stat sampling (busy_cores would raise)
+
+
+@pytest.mark.parametrize("cores,busy,world,expected", [
+    (4, 1.4, None, 3),  # 4 - 1.4 = 2.6 -> 3
+    (4, 1.6, None, 2),  # 2.4 -> 2
+    (4, 1.5, None, 3),  # 2.5 rounds up
+    (4, 0.0, None, 4),  # a quiet machine: every core
+    (2, 1.8, None, 1),  # 0.2 -> at least 1
+    (2, 3.0, None, 1),  # negative -> at least 1
+    (4, 0.0, "2", 2),  # two processes of one torchrun share the 4 cores
+    (8, 1.2, "2", 3),  # 4 - 1.2 = 2.8 -> 3
+    (4, 0.0, "", 4),  # an empty LOCAL_WORLD_SIZE counts as 1
+])
+def test_auto_threads_on_the_cpu_are_the_free_cores(no_thread_env, cores, busy, world, expected):
+    if world is not None:
+        no_thread_env.setenv("LOCAL_WORLD_SIZE", world)
+    seen = _fake_cores(no_thread_env, cores, busy)
+    assert dd.resolve_threads("auto", CPU) == expected
+    assert seen == [set(range(cores))]  # measured on the cores this process may use
+
+
+def test_auto_threads_with_an_empty_omp_num_threads_measure(no_thread_env):
+    no_thread_env.setenv("OMP_NUM_THREADS", "")
+    _fake_cores(no_thread_env, 4, 1.0)
+    assert dd.resolve_threads("auto", CPU) == 3
+
+
+def test_auto_threads_without_sched_getaffinity_use_cpu_count(no_thread_env):
+    seen = _fake_cores(no_thread_env, 99, 0.7)
+    no_thread_env.delattr(dd.os, "sched_getaffinity")  # not Linux
+    no_thread_env.setattr(dd.os, "cpu_count", lambda: 6)
+    assert dd.resolve_threads("auto", CPU) == 5  # 6 - 0.7 = 5.3
+    assert seen == [set(range(6))]
+
+
+PROC_STAT = """\
+cpu  60 3 13 240 14 0 1 1 0 0
+cpu0 10 1 5 80 4 0 0 0 7 7
+cpu1 20 2 8 60 10 0 1 1 0 0
+cpu2 30 0 0 100 0 0 0 0 0 0
+intr 12345 1 2 3
+ctxt 999
+btime 1700000000
+processes 10
+procs_running 2
+"""
+
+
+def _fake_proc_stat(monkeypatch, text):
+    import io
+
+    opened = []
+
+    def fake_open(path, *args, **kwargs):
+        opened.append(path)
+        if text is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(text)
+
+    monkeypatch.setattr(dd, "open", fake_open, raising=False)  # shadows the builtin in that module only
+    return opened
+
+
+def test_cpu_times_sum_the_given_cores_of_proc_stat(monkeypatch):
+    opened = _fake_proc_stat(monkeypatch, PROC_STAT)
+    # cpu0: user..steal 10+1+5+80+4+0+0+0 = 100 (guest columns ignored), busy 100-80-4 = 16
+    # cpu1: 20+2+8+60+10+0+1+1 = 102, busy 102-60-10 = 32
+    assert dd._cpu_times({0, 1}) == (48.0, 202.0)
+    assert dd._cpu_times({2}) == (30.0, 130.0)
+    assert dd._cpu_times({0}) == (16.0, 100.0)
+    assert dd._cpu_times({0, 1, 2}) == (78.0, 332.0)  # not the aggregate "cpu" line (its own numbers)
+    assert dd._cpu_times({5}) is None  # no such core
+    assert opened[0] == "/proc/stat"
+
+
+def test_cpu_times_without_proc_stat(monkeypatch):
+    _fake_proc_stat(monkeypatch, None)
+    assert dd._cpu_times({0}) is None
+
+
+def _fake_samples(monkeypatch, samples):
+    samples, slept = list(samples), []
+    monkeypatch.setattr(dd, "_cpu_times", lambda cores: samples.pop(0))
+    monkeypatch.setattr(dd.time, "sleep", lambda s: slept.append(s))
+    return slept
+
+
+def test_busy_cores_from_two_samples(monkeypatch):
+    slept = _fake_samples(monkeypatch, [(100.0, 400.0), (250.0, 600.0)])
+    assert dd.busy_cores({0, 1}) == pytest.approx(1.5)  # 2 cores x 150 busy / 200 jiffies
+    assert slept == [0.25]
+    slept = _fake_samples(monkeypatch, [(0.0, 100.0), (40.0, 500.0)])
+    assert dd.busy_cores({0, 1, 2, 3}, interval=0.1) == pytest.approx(0.4)  # 4 x 40 / 400
+    assert slept == [0.1]
+
+
+@pytest.mark.parametrize("samples", [[None, (1.0, 2.0)], [(1.0, 2.0), None], [(5.0, 100.0), (5.0, 100.0)],
+                                     [(5.0, 100.0), (1.0, 90.0)]])
+def test_busy_cores_is_zero_where_it_cannot_be_measured(monkeypatch, samples):
+    _fake_samples(monkeypatch, samples)
+    assert dd.busy_cores({0, 1}) == 0.0
+
+
+def test_busy_cores_reads_this_machines_proc_stat():
+    import os
+
+    if not os.path.exists("/proc/stat") or not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no /proc/stat")
+    cores = os.sched_getaffinity(0)
+    busy, total = dd._cpu_times(cores)
+    assert 0 <= busy <= total and total > 0
+    assert 0.0 <= dd.busy_cores(cores, interval=0.05) <= len(cores) + 1e-9
+
+
+def test_trainer_sets_and_records_explicit_threads(bench, tmp_path):
+    t = Trainer(tiny_config(bench, ["train.iters=1", "train.val_every=0", "train.threads=2"]), tmp_path,
+                progress=False)
+    assert t.resolved["threads"] == 2 and torch.get_num_threads() == 2  # conftest restores the count
+    assert json.loads((tmp_path / "meta.json").read_text())["resolved"]["threads"] == 2

@@ -15,8 +15,20 @@ the resolved value is written to the run's ``meta.json``:
 - ``train.amp``: bf16 autocast on GPUs that support it (Ampere and newer; no loss scaling
   needed), else fp16 with the GradScaler; fp32 (``none``) on the CPU, where bf16 speed depends on
   the CPU's instructions — the demo configs turn it on explicitly.
+- ``train.threads``: torch's intra-op threads. On the CPU, ``auto`` = the cores this process may
+  use minus those other processes keep busy when the run starts (sampled from /proc/stat for a
+  quarter of a second), at least 1. Measured on 2 cores (BENCHMARKS.md "Threads"): on a quiet
+  machine 2 threads run the demo step 1.5× faster than 1; with two other busy processes 2 threads
+  run it 1.7× *slower* than 1 (torch's threads wait on each other whenever one is descheduled).
+  Processes launched together on one machine (torchrun's ``LOCAL_WORLD_SIZE``) share its cores.
+  An ``OMP_NUM_THREADS`` set in the environment is the user's choice and wins over ``auto``
+  (torchrun sets it to 1). On CUDA the CPU threads hardly matter and torch's default is kept.
+  The thread count changes float summation order: bit-exact resume needs the same count (set it).
 """
 from __future__ import annotations
+
+import os
+import time
 
 import torch
 
@@ -55,6 +67,48 @@ def resolve_amp(value: str, device: torch.device) -> str:
     if value == "fp16" and device.type != "cuda":
         raise ValueError("train.amp=fp16 needs CUDA (its GradScaler); use bf16 or none on the CPU")
     return value
+
+
+def _cpu_times(cores) -> tuple[float, float] | None:
+    """(busy, total) jiffies of ``cores`` from /proc/stat, or None where there is none."""
+    try:
+        lines = open("/proc/stat").read().splitlines()
+    except OSError:
+        return None
+    busy = total = 0.0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu" and int(name[3:]) in cores:
+            v = [float(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(v)
+            busy += sum(v) - v[3] - v[4]
+    return (busy, total) if total else None
+
+
+def busy_cores(cores, interval: float = 0.25) -> float:
+    """How many of ``cores`` other processes keep busy now (0.0 where it cannot be measured)."""
+    a = _cpu_times(cores)
+    time.sleep(interval)
+    b = _cpu_times(cores)
+    if a is None or b is None or b[1] <= a[1]:
+        return 0.0
+    return len(cores) * (b[0] - a[0]) / (b[1] - a[1])
+
+
+def resolve_threads(value, device: torch.device) -> int:
+    """The intra-op thread count for ``train.threads`` (``auto`` resolved for ``device``)."""
+    if value != "auto":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"config key 'train.threads' is {value!r}; expected a positive integer or auto")
+        return value
+    if device.type == "cuda" or os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    try:
+        cores = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        cores = set(range(os.cpu_count() or 1))
+    per_process = len(cores) / max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, int(per_process - busy_cores(cores) + 0.5))
 
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
