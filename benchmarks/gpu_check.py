@@ -106,8 +106,8 @@ def write_data(root: Path, source: tuple[int, int], target: tuple[int, int], log
 
     src_file = tuple(max(1, round(v * SOURCE_FILE_SCALE)) for v in source)
     tgt_file = tuple(max(1, round(v * TARGET_FILE_SCALE)) for v in target)
-    want = {"counts": {"gta5": N_SOURCE, "synthia": 0, "cityscapes_train": N_TARGET_TRAIN,
-                       "cityscapes_val": N_TARGET_VAL},
+    want = {"counts": {"gta5": N_SOURCE, "gta5_heldout": 0, "synthia": 0, "cityscapes_train": N_TARGET_TRAIN,
+                       "cityscapes_val": N_TARGET_VAL, "cityscapes_dev": 0},
             "sizes": {"source": list(src_file), "target": list(tgt_file)}}
     if demo_is_complete(root, seed=0):
         m = json.loads((root / "manifest.json").read_text())
@@ -117,7 +117,7 @@ def write_data(root: Path, source: tuple[int, int], target: tuple[int, int], log
     t0 = time.perf_counter()
     write_demo(root, seed=0, n_source=N_SOURCE, n_target_train=N_TARGET_TRAIN, n_target_val=N_TARGET_VAL,
                source_size=src_file, target_size=tgt_file, workers=min(8, os.cpu_count() or 1), progress=False,
-               n_synthia=0)
+               n_synthia=0, n_target_dev=0, n_source_heldout=0)
     log(f"data: wrote {N_SOURCE} GTA5 images at {src_file[0]}×{src_file[1]}, {N_TARGET_TRAIN} + {N_TARGET_VAL} "
         f"Cityscapes train + val at {tgt_file[0]}×{tgt_file[1]} to {root} in {time.perf_counter() - t0:.1f} s")
     return root

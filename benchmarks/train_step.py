@@ -60,7 +60,8 @@ def _tiny_data(root: Path):
     from udaseg.benchmark.writer import demo_is_complete, write_demo
 
     if not demo_is_complete(root):
-        write_demo(root, seed=0, n_source=2, n_target_train=2, n_target_val=1, workers=1, progress=False, n_synthia=1)
+        write_demo(root, seed=0, n_source=2, n_target_train=2, n_target_val=1, workers=1, progress=False, n_synthia=1,
+                   n_target_dev=0, n_source_heldout=0)
     return root
 
 

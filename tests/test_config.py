@@ -78,3 +78,81 @@ def test_a_dotted_override_below_transforms_changes_only_that_key():
     assert cfg["data"]["target"]["transforms"] == {"resize": [256, 128], "hflip": 0.5}
     whole = load_config("configs/demo/fgd_ent.yaml", ["data.target.transforms={resize: [256, 128]}"])
     assert whole["data"]["target"]["transforms"] == {"resize": [256, 128]}
+
+
+# ------------------------------------------------- train.threads, train.validate_on, data.dev
+
+@pytest.mark.parametrize("value,expected", [("auto", "auto"), ("3", 3), ("1", 1)])
+def test_threads_takes_auto_or_a_positive_integer(value, expected):
+    assert load_config(None, [f"train.threads={value}"])["train"]["threads"] == expected
+
+
+def test_threads_default_is_auto():
+    assert load_config(None)["train"]["threads"] == "auto"
+
+
+@pytest.mark.parametrize("value,shown", [("0", "0"), ("-1", "-1"), ("two", "'two'"), ("true", "True"),
+                                         ("2.0", "2.0"), ("null", "None")])
+def test_bad_threads_are_refused_naming_the_key(value, shown):
+    with pytest.raises(ConfigError, match=rf"config key 'train.threads' must be a positive integer or auto, got {shown}$"):
+        load_config(None, [f"train.threads={value}"])
+
+
+@pytest.mark.parametrize("value", ["val", "dev"])
+def test_validate_on_val_or_dev(value):
+    assert load_config(None, [f"train.validate_on={value}"])["train"]["validate_on"] == value
+
+
+def test_validate_on_defaults_to_val_and_refuses_other_splits():
+    assert load_config(None)["train"]["validate_on"] == "val"
+    with pytest.raises(ConfigError, match=r"config key 'train.validate_on' must be one of val, dev, got 'test'"):
+        load_config(None, ["train.validate_on=test"])
+    with pytest.raises(ConfigError, match=r"'train.validate_on'"):
+        load_config(None, ["train.validate_on=3"])
+
+
+def test_dev_section_defaults_and_keys():
+    dev = load_config(None)["data"]["dev"]
+    assert dev == {"kind": "cityscapes", "root": "data/cityscapes", "split": "dev", "split_list": None,
+                   "num_classes": None, "transforms": {}}
+    cfg = load_config(None, ["data.dev.root=/x/cs", "data.dev.split=mydev", "data.dev.split_list=dev.txt",
+                             "data.dev.num_classes=16", "data.dev.kind=gta5",
+                             "data.dev.transforms={resize_image: [64, 32], anything: 1}"])
+    assert cfg["data"]["dev"] == {"kind": "gta5", "root": "/x/cs", "split": "mydev", "split_list": "dev.txt",
+                                  "num_classes": 16, "transforms": {"resize_image": [64, 32], "anything": 1}}
+    assert cfg["data"]["val"]["root"] == "data/cityscapes" and cfg["data"]["val"]["split"] == "val"  # untouched
+    # free-form: a dotted key below transforms changes only that key
+    assert load_config(None, ["data.dev.transforms.resize_image=[8, 4]"])["data"]["dev"]["transforms"] == {
+        "resize_image": [8, 4]}
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.dev.nope=1", r"unknown config key 'data.dev.nope'"),
+    ("data.dev.num_classes=many", r"config key 'data.dev.num_classes' must be an integer \(or null\), got 'many'"),
+    ("data.dev.split=3", r"config key 'data.dev.split' must be a string, got 3"),
+    ("data.dev.split_list=3", r"config key 'data.dev.split_list' must be a string \(or null\), got 3"),
+])
+def test_bad_dev_keys_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_demo_configs_validate_on_their_dev_split():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo" / "source_only.yaml")
+    assert cfg["train"]["validate_on"] == "dev"
+    assert cfg["data"]["dev"]["split"] == "dev" and cfg["data"]["dev"]["root"] == cfg["data"]["val"]["root"]
+    assert cfg["data"]["dev"]["transforms"] == cfg["data"]["val"]["transforms"]
+
+
+def test_threads_is_resume_safe():
+    from udaseg.engine.run_dir import RESUME_SAFE_KEYS, config_changes
+
+    assert "train.threads" in RESUME_SAFE_KEYS
+    old, new = load_config(None), load_config(None, ["train.threads=3"])
+    assert config_changes(old, new, {"threads": 2}, {"threads": 3}) == {}
+    assert config_changes(load_config(None, ["train.threads=1"]), new) == {}
+    del old["train"]["threads"]  # a checkpoint from before the key existed
+    assert config_changes(old, new) == {}
+    # ... while a key that changes the weights next to it is still reported
+    lr = old["train"]["lr"]
+    assert config_changes(old, load_config(None, ["train.threads=3", "train.lr=0.5"])) == {"train.lr": (lr, 0.5)}

@@ -289,3 +289,90 @@ def test_evaluate_a_19_class_checkpoint_in_16_classes_when_it_predicts_terrain(t
     assert labelled.sum() >= 5 and (result.iou[labelled] == 0).all() and np.isnan(result.iou[~labelled]).all()
     assert result.pixel_accuracy == 0 and result.predicted_fractions.sum() == 0
     assert result.miou["mIoU16"] == 0
+
+
+# ------------------------------------------------------------------------- evaluate --split dev
+
+def _state(*overrides):
+    from udaseg.config import load_config
+
+    return {"config": load_config(None, ["data.val.root=/v/cs", "data.dev.root=/d/cs", "data.dev.split=mydev",
+                                         "data.dev.transforms={resize_image: [16, 8]}", *overrides]),
+            "num_classes": 19}
+
+
+def test_evaluation_config_split_dev_evaluates_the_dev_section():
+    import copy
+
+    from udaseg.engine.eval_checkpoints import evaluation_config
+
+    state = _state()
+    before = copy.deepcopy(state)
+    plain = evaluation_config(state, "x.pt")
+    assert (plain["data"]["val"]["root"], plain["data"]["val"]["split"]) == ("/v/cs", "val")
+    dev = evaluation_config(state, "x.pt", split="dev")
+    # the whole data.dev section (its own root, split name and transforms), not data.val with split=dev
+    assert dev["data"]["val"] == {"kind": "cityscapes", "root": "/d/cs", "split": "mydev", "split_list": None,
+                                  "num_classes": None, "transforms": {"resize_image": [16, 8]}}
+    # --data goes to data.dev.root then
+    rooted = evaluation_config(state, "x.pt", split="dev", data_root="/r/cs")
+    assert rooted["data"]["val"]["root"] == "/r/cs" and rooted["data"]["val"]["split"] == "mydev"
+    assert rooted["data"]["dev"]["root"] == "/r/cs"
+    # any other split stays a data.val split, with --data its root
+    other = evaluation_config(state, "x.pt", split="test", data_root="/r/cs")
+    assert (other["data"]["val"]["root"], other["data"]["val"]["split"]) == ("/r/cs", "test")
+    assert other["data"]["val"]["transforms"] == {} and other["data"]["dev"]["root"] == "/d/cs"
+    assert state == before  # the checkpoint's config is not changed
+
+
+def test_evaluation_config_split_dev_of_a_checkpoint_from_before_data_dev():
+    from udaseg.engine.eval_checkpoints import evaluation_config
+
+    state = _state()
+    del state["config"]["data"]["dev"]  # written before the key existed: the defaults fill it
+    cfg = evaluation_config(state, "old.pt", split="dev", data_root="/r/cs")
+    assert cfg["data"]["val"]["root"] == "/r/cs" and cfg["data"]["val"]["split"] == "dev"
+    assert evaluation_config(state, "old.pt", split="dev")["data"]["val"]["root"] == "data/cityscapes"
+
+
+def test_evaluate_split_dev_reads_the_dev_images(two_stage_run, tmp_path):
+    from fixtures import make_cityscapes
+
+    run, _ = two_stage_run
+    root = tmp_path / "cs"
+    make_cityscapes(root, "dev", cities=("e",), h=32, w=64)  # 1 dev image (val has 2)
+    evals = evaluate_checkpoints([run / "checkpoints" / "last.pt"], split="dev", data_root=root, out_dir=tmp_path / "out")
+    assert evals[0].data == {"kind": "cityscapes", "root": str(root), "split": "dev"}
+    assert evals[0].result.num_images == 1
+    assert (tmp_path / "out" / "eval_dev.csv").is_file() and not (tmp_path / "out" / "eval_val.csv").exists()
+
+
+def test_build_val_loader_sections(tmp_path):
+    from fixtures import make_cityscapes, tiny_benchmark, tiny_config
+    from udaseg.engine.builders import build_val_loader
+
+    bench = tiny_benchmark(tmp_path / "b", h=16, w=32)
+    make_cityscapes(bench / "dev", "dev", cities=("e",), h=16, w=32)
+    cfg = tiny_config(bench, [f"data.dev.root={bench}/dev"])
+    assert len(build_val_loader(cfg).dataset) == 2  # data.val: cities c, d
+    assert len(build_val_loader(cfg, section="dev").dataset) == 1  # data.dev: city e
+    with pytest.raises(ValueError, match=r"evaluation split section 'test': expected val or dev"):
+        build_val_loader(cfg, section="test")
+
+
+def test_trainer_validates_on_dev_and_says_so(tmp_path):
+    from fixtures import make_cityscapes, tiny_benchmark, tiny_config
+    from udaseg.engine.trainer import Trainer
+
+    bench = tiny_benchmark(tmp_path / "b")
+    make_cityscapes(bench / "dev", "dev", cities=("e",), h=32, w=64)
+    cfg = tiny_config(bench, ["train.iters=1", "train.val_every=1", "train.checkpoint_every=0",
+                              "train.validate_on=dev", f"data.dev.root={bench}/dev",
+                              "data.dev.transforms={resize_image: [32, 16]}"])
+    t = Trainer(cfg, tmp_path / "run", progress=False)
+    t.train()
+    assert len(t._val_loader.dataset) == 1  # the dev image, not the 2 val ones
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["kind"] == "val"]
+    assert val and all(r["split"] == "dev" for r in val)
+    assert "dev @ 1:" in (tmp_path / "run" / "train.log").read_text()

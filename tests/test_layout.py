@@ -5,7 +5,9 @@ does not depend on the applications, and the old import paths still work for one
   exactly the SHA-256 digests recorded here (recorded from the code before the benchmark writer
   and the scene generator were moved into :mod:`udaseg.benchmark`). A move that changes a single
   byte of a scene, a label file, DATA.md or the manifest fails it. (The digests also depend on the
-  pinned OpenCV/Pillow PNG encoders: a dependency bump that changes them is re-recorded here.)
+  pinned OpenCV/Pillow PNG encoders: a dependency bump that changes them is re-recorded here, and so
+  is a DEMO_VERSION bump that changes the benchmark on purpose: version 2 kept every version-1 scene
+  byte for byte, changed only DATA.md and manifest.json, and added the dev and held-out files.)
 - ``test_library_imports_no_application``: the library (``udaseg.data``, ``.models``, ``.methods``,
   ``.engine``, ``.losses``, ``.config``) imports nothing from ``udaseg.apps``, ``udaseg.reporting``
   or ``udaseg.benchmark`` (nor from the old paths that re-export them) — every import statement,
@@ -24,12 +26,23 @@ import pytest
 from udaseg.benchmark.writer import write_demo
 
 # relative path -> SHA-256 of write_demo(root, seed=0, n_source=3, n_target_train=2, n_target_val=2,
-# workers=1, progress=False, n_synthia=2), default image sizes
+# workers=1, progress=False, n_synthia=2, n_target_dev=2, n_source_heldout=2), default image sizes.
+# Re-recorded for DEMO_VERSION 2 (dev split, held-out source): every file of version 1 kept its
+# digest except DATA.md and manifest.json (new rows, counts and object tables); the dev and
+# held-out files are new.
 DIGESTS = {
         ".udaseg-demo":
             "609ce7a18bc7b6813d3a6ec0c580dd3a082128312dc24c54f3ed191bd1855f10",
         "DATA.md":
-            "3b9f0c70a936949563a0e324659118bb9947d3924833edd0397cb6f83adfeb9e",
+            "c2ed07f1e788d5c3b61da2a2d86067eaa4965b5b5690fca4851ef9bc58c31d46",
+        "cityscapes/gtFine/dev/darmstadt/darmstadt_000000_000019_gtFine_color.png":
+            "bc14d2dfc04cbd29b51cbdd6591baea02875017b125a166ff87fce0e2ea96cc8",
+        "cityscapes/gtFine/dev/darmstadt/darmstadt_000000_000019_gtFine_labelIds.png":
+            "f2b91fd204eeb1abef5f03c660c362e9f1d6c17728fd50ec64e0c04f29471507",
+        "cityscapes/gtFine/dev/jena/jena_000000_000019_gtFine_color.png":
+            "db5b4152122f688ccb053e84fc67b500eff35c26dda4564fdf7f32d9311e983e",
+        "cityscapes/gtFine/dev/jena/jena_000000_000019_gtFine_labelIds.png":
+            "1edf527611c673bab8149d981baee58c351a201b17cd58d44de5012b58ff7f86",
         "cityscapes/gtFine/train/aachen/aachen_000000_000019_gtFine_color.png":
             "78db2e334ce375e1ed132019514c8ee52fa0a5c0e134616c8dc169576248bea7",
         "cityscapes/gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png":
@@ -46,6 +59,10 @@ DIGESTS = {
             "b9a7b5d69dfe7cf9b0a496c53110e55a468b1eb34756f17bae8b64b772a5a582",
         "cityscapes/gtFine/val/lindau/lindau_000000_000019_gtFine_labelIds.png":
             "8255aa90f8cf94b3fb286848143ce4365d86b636b2ab190e851a93cce5fc2ef9",
+        "cityscapes/leftImg8bit/dev/darmstadt/darmstadt_000000_000019_leftImg8bit.png":
+            "5cc9b7132ad7c0c3c5ecdb448fcbadfff63524cf7cb3c950c74fcd66d046c255",
+        "cityscapes/leftImg8bit/dev/jena/jena_000000_000019_leftImg8bit.png":
+            "c84e302e1f5ebd130cd02416e8753f7ecaa7eec01fe9f1c3f3ff873b6ad27fb1",
         "cityscapes/leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png":
             "dd20fac5a9542c76f6533a82051754e4ae69fa6edbb45674263d7f34ff99b76d",
         "cityscapes/leftImg8bit/train/bochum/bochum_000000_000019_leftImg8bit.png":
@@ -54,22 +71,32 @@ DIGESTS = {
             "76cb1f014d99e08e551bc55e0a3e18c91e4f09d607bcae4c3dc0c613a80503f2",
         "cityscapes/leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png":
             "9ff4526605095d084bff2ebe39c7bdaac5de0df612a3135e1323448cbc7e086a",
+        "gta5/heldout.txt":
+            "ac111fb47b8e4145dedbcdf37d9befff9345a8f071d2589da99531121205111f",
         "gta5/images/00001.png":
             "2e0e223a20ed3398632a7c82e9e2367875dcbaf8483550675698d34e1f47938a",
         "gta5/images/00002.png":
             "65ed78b5a77999d1f07c737a9a747de57b3975e0404cae9feec039adf1744e6b",
         "gta5/images/00003.png":
             "b3b0782a1b3d2622a98ccbdb6af59da38fa3ed4bb4b26092be0d2171ba5c0d34",
+        "gta5/images/00004.png":
+            "a2b01e2f9b8b069324818e2e60d04e649df4b9d7c796dad1bfe45a1b88eb32d8",
+        "gta5/images/00005.png":
+            "79f8dc358ad8cacf65961799864b0c45009326263e1051a5a48ce419dc461547",
         "gta5/labels/00001.png":
             "f3e8d6ad05f283ea34a627bee212380c2b13b879819f3ca12cbf68028734469a",
         "gta5/labels/00002.png":
             "ba4a7f8e789f97ea10ee27e752f1a195853ad3c4d2f4d831dbce949360de2ef3",
         "gta5/labels/00003.png":
             "fbbb50e9669b01863aa42c7c2b080e201bf98024726ec57ecd0017aa7f0a2f2c",
+        "gta5/labels/00004.png":
+            "de97eebb7a626df2aadfcc823e1e35fb1f04dbecfa815da39f9613c806c5b724",
+        "gta5/labels/00005.png":
+            "f6f9558a6fdbcda53ba1d941372dd5cfa2f3c948cda7c3df9366d19e978bbefe",
         "gta5/train.txt":
             "dedde5c44deaa234f9b0451c977ae14926f69a6870e8162ab08bb02fdb9f1e3c",
         "manifest.json":
-            "7c532eb2563ed7e223035058ccf2f68bb910d67808cf305d47e562d94adc0538",
+            "7eb49fb4a6a9729790ba27e145eb58a27918d6fd47c41dd9a72206422c7ce99e",
         "synthia/GT/LABELS/0000001.png":
             "1deb020ca9a32313ee4752a85e399cf76c3e2b6f82708751c2cdcf5f04302639",
         "synthia/GT/LABELS/0000002.png":
@@ -90,7 +117,8 @@ def _digests(root: Path) -> dict[str, str]:
 
 def test_embedded_benchmark_bytes_are_unchanged(tmp_path):
     root = tmp_path / "bench"
-    write_demo(root, seed=0, n_source=3, n_target_train=2, n_target_val=2, workers=1, progress=False, n_synthia=2)
+    write_demo(root, seed=0, n_source=3, n_target_train=2, n_target_val=2, workers=1, progress=False, n_synthia=2,
+               n_target_dev=2, n_source_heldout=2)
     got = _digests(root)
     assert sorted(got) == sorted(DIGESTS)
     assert [name for name in DIGESTS if got[name] != DIGESTS[name]] == []

@@ -22,14 +22,18 @@ class ConfigError(ValueError):
 
 
 # Keys whose value is a free-form mapping (checked by the code that consumes it).
-FREE_FORM = {"data.source.transforms", "data.target.transforms", "data.val.transforms"}
+FREE_FORM = {"data.source.transforms", "data.target.transforms", "data.val.transforms", "data.dev.transforms"}
 # Keys that take true / false or "auto" (resolved per device: udaseg/engine/device_defaults.py).
 AUTO_OR_BOOL = {"train.malloc_tuning", "train.cudnn_benchmark"}
+# Keys that take a positive integer or "auto".
+AUTO_OR_INT = {"train.threads"}
 # The type of keys whose default is null (unset): a set value must have it.
 OPTIONAL_TYPES = {"model.pretrained": str, "model.pretrained_sha256": str, "data.global_batch_size": int,
                   "train.init_from": str, "eval.num_classes": int,
-                  **{f"data.{d}.{k}": t for d in ("source", "target", "val")
+                  **{f"data.{d}.{k}": t for d in ("source", "target", "val", "dev")
                      for k, t in (("split", str), ("split_list", str), ("num_classes", int))}}
+# Keys that take one of a few words.
+CHOICES = {"train.validate_on": ("val", "dev")}
 # Lower bounds of numeric keys: (minimum, whether the minimum itself is allowed).
 BOUNDS = {"train.iters": (1, True), "train.pretrain_iters": (0, True), "data.batch_size": (1, True),
           "data.global_batch_size": (1, True), "data.workers": (0, True), "train.lr": (0, False),
@@ -72,6 +76,10 @@ DEFAULTS: dict[str, Any] = {
                    "rcs": {"enabled": False, "temperature": 0.01, "min_pixels": 3000, "min_crop_ratio": 0.5}},
         "target": _dataset_defaults("cityscapes", "data/cityscapes", split="train"),
         "val": _dataset_defaults("cityscapes", "data/cityscapes", split="val"),
+        # a labelled target split to choose hyper-parameters on (loss weights, checkpoints) so that
+        # val is only reported: the embedded benchmark writes one; with real data, a labelled part
+        # of your own target images (`udaseg evaluate --split dev`, train.validate_on=dev)
+        "dev": _dataset_defaults("cityscapes", "data/cityscapes", split="dev"),
         # per domain and per process: a step sees B source + B target images on each of W processes
         "batch_size": 1,
         # if set: the global batch per domain (B·W), split across the W processes (FADA's choice),
@@ -127,6 +135,9 @@ DEFAULTS: dict[str, Any] = {
         "channels_last": False,
         "device": "auto",  # auto | cpu | cuda
         "val_every": 2000,
+        # the split of the periodic validation and of best.pt: val (the papers' practice) | dev
+        # (data.dev: then nothing during training looks at val)
+        "validate_on": "val",
         "checkpoint_every": 2000,
         "keep_every": 0,  # also keep a weights-only snapshot iter_NNNNNN.pt every N iterations (0: off)
         "log_every": 20,
@@ -137,6 +148,9 @@ DEFAULTS: dict[str, Any] = {
         # auto = on the CPU only
         "malloc_tuning": "auto",
         "cudnn_benchmark": "auto",  # auto = on CUDA unless train.deterministic
+        # torch intra-op threads of the training process: an integer, or auto = the cores that
+        # other processes leave free when the run starts (at least 1; engine/device_defaults.py)
+        "threads": "auto",
     },
     "eval": {
         "num_classes": None,  # evaluate in another class set than the model's (e.g. 16)
@@ -152,6 +166,10 @@ def _is_number(x) -> bool:
 
 
 def _check_type(key: str, default, value) -> Any:
+    if key in AUTO_OR_INT:
+        if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"config key {key!r} must be a positive integer or auto, got {value!r}")
+        return value
     if key in AUTO_OR_BOOL:
         if value != "auto" and not isinstance(value, bool):
             raise ConfigError(f"config key {key!r} must be true, false or auto, got {value!r}")
@@ -212,6 +230,20 @@ def merge(base: dict, update: dict, schema: dict | None, prefix: str = "") -> di
         else:
             out[key] = _check_type(full, sub if schema is not None else None, value)
     return out
+
+
+def split_override_list(text: str) -> list[str]:
+    """``"a=1,b.c=[2,3],d={x: 1, y: 2}"`` → ``["a=1", "b.c=[2,3]", "d={x: 1, y: 2}"]``: split at the
+    commas outside brackets and braces (a YAML list or mapping value keeps its own)."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return [o for o in out if o]
 
 
 def parse_override(text: str) -> dict:
@@ -310,6 +342,10 @@ def resolve(raw: dict, overrides=()) -> dict:
 
 
 def _check_bounds(cfg: dict) -> None:
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        if cfg[section][name] not in allowed:
+            raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {cfg[section][name]!r}")
     for key, (low, inclusive) in BOUNDS.items():
         node = cfg
         for part in key.split("."):

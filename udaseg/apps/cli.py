@@ -31,7 +31,8 @@ def _cmd_data_demo(args) -> int:
         return 0
     t0 = time.time()
     write_demo(out, seed=args.seed, n_source=args.n_source, n_target_train=args.n_target_train,
-               n_target_val=args.n_target_val, workers=args.workers)
+               n_target_val=args.n_target_val, n_target_dev=args.n_target_dev,
+               n_source_heldout=args.n_source_heldout, workers=args.workers)
     print(f"wrote the embedded benchmark to {out} in {time.time() - t0:.1f} s")
     return 0
 
@@ -122,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--seed", type=int, default=0)
     dd.add_argument("--n-source", type=int, default=2000)
     dd.add_argument("--n-target-train", type=int, default=500)
-    dd.add_argument("--n-target-val", type=int, default=100)
+    dd.add_argument("--n-target-val", type=int, default=500)
+    dd.add_argument("--n-target-dev", type=int, default=200,
+                    help="labelled target images to choose hyper-parameters on (cityscapes/.../dev)")
+    dd.add_argument("--n-source-heldout", type=int, default=200,
+                    help="labelled source images never trained on (gta5/heldout.txt)")
     dd.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     dd.add_argument("--force", action="store_true", help="rewrite even if a complete benchmark is there")
     dd.set_defaults(func=_cmd_data_demo)

@@ -146,7 +146,8 @@ def add_commands(subparsers) -> None:
                     help="checkpoint files and/or run directories (all their checkpoints), then optional "
                          "config overrides, e.g. eval.num_classes=16 train.device=cpu")
     ev.add_argument("--data", help="root of the val dataset (default: the checkpoint config's data.val.root)")
-    ev.add_argument("--split", help="split to evaluate (default: the config's data.val.split, normally val)")
+    ev.add_argument("--split", help="split to evaluate (default: the config's data.val.split, normally val); "
+                                    "dev: the config's data.dev section, the split to choose hyper-parameters on")
     ev.add_argument("--flip", action="store_true", help="average softmax with the horizontally flipped image")
     ev.add_argument("--scales", help="multi-scale test: comma-separated input scales, e.g. 0.75,1.0,1.25")
     ev.add_argument("--sliding", metavar="W,H", help="sliding-window inference with windows of W×H network-input pixels")

@@ -14,9 +14,12 @@ Layout under ``out_dir`` (scenes from :mod:`udaseg.benchmark.scene`):
 - ``synthia/RGB/0000001.png`` and ``synthia/GT/LABELS/0000001.png`` (16-bit 3-channel PNG:
   SYNTHIA class id, instance id, 0) for the first ``n_synthia`` source scenes — the same scenes
   through the second source loader;
-- ``cityscapes/leftImg8bit/{train,val}/<city>/<city>_<seq>_000019_leftImg8bit.png`` and
+- ``gta5/heldout.txt``: ``n_source_heldout`` more source scenes (named after the training ones),
+  labelled and never trained on — to measure in-domain accuracy of a source-trained model;
+- ``cityscapes/leftImg8bit/{train,val,dev}/<city>/<city>_<seq>_000019_leftImg8bit.png`` and
   ``cityscapes/gtFine/.../*_gtFine_labelIds.png`` ("L") plus ``*_gtFine_color.png`` (RGBA) — the
-  target domain, labels at image resolution;
+  target domain, labels at image resolution. ``dev`` is a second labelled target split with its
+  own scenes and cities: method hyper-parameters are chosen on it, results reported on ``val``;
 - ``DATA.md`` (summary) and ``manifest.json``, written last and atomically: a folder without a
   manifest of the current ``DEMO_VERSION`` is incomplete.
 
@@ -45,10 +48,18 @@ from udaseg.benchmark import scene
 from udaseg.data import labels as L
 
 # Bump whenever the scenes (or the files) change: a stored benchmark of another version is rewritten.
-DEMO_VERSION = 1
+# 2: a labelled target dev split (200 images: ~20 trucks, buses and trains), 200 held-out source
+#    scenes, 500 val images (every class >= 30 objects in val; 100 gave truck, bus and train 6-8
+#    each) and the object counts of these evaluation splits.
+DEMO_VERSION = 2
 
-DOMAINS = {"source": 0, "target_train": 1, "target_val": 2}  # the per-image seed's domain id
-CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau", "munster")}
+# the per-image seed's domain id: image i of domain d is drawn from default_rng([seed, d, i]), so
+# adding a domain or growing a split leaves every other image as it was
+DOMAINS = {"source": 0, "target_train": 1, "target_val": 2, "target_dev": 3, "source_heldout": 4}
+EVAL_DOMAINS = ("target_val", "target_dev", "source_heldout")  # whose objects are counted (manifest, DATA.md)
+CITYSCAPES_SPLITS = {"target_train": "train", "target_val": "val", "target_dev": "dev"}
+CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau", "munster"),
+          "dev": ("darmstadt", "jena", "weimar")}
 CITYSCAPES_FRAME = 19  # the annotated frame of every real Cityscapes snippet
 _MARKER = ".udaseg-demo"  # says "write_demo owns the dataset folders here", so it may replace them
 _DATASET_DIRS = ("gta5", "synthia", "cityscapes")
@@ -141,22 +152,41 @@ def _render_one(task: tuple) -> tuple[str, np.ndarray]:
     out, seed, domain, index, size, extra = task
     out = Path(out)
     rng = np.random.default_rng([seed, DOMAINS[domain], index])
-    style = scene.SOURCE if domain == "source" else scene.TARGET
+    style = scene.SOURCE if domain in ("source", "source_heldout") else scene.TARGET
     sc = scene.render_scene(rng, style, *size)
     label_ids = TO_LABELID[sc.label]
-    if domain == "source":
-        _write_rgb(out / "gta5" / "images" / _gta5_name(index), sc.image)
-        _write_gta5_label(out / "gta5" / "labels" / _gta5_name(index), label_ids)
-        if extra["synthia"]:
+    if domain in ("source", "source_heldout"):
+        name = _gta5_name(index + extra.get("offset", 0))
+        _write_rgb(out / "gta5" / "images" / name, sc.image)
+        _write_gta5_label(out / "gta5" / "labels" / name, label_ids)
+        if extra.get("synthia"):
             _write_rgb(out / "synthia" / "RGB" / _synthia_name(index), sc.image)
             _write_synthia_label(out / "synthia" / "GT" / "LABELS" / _synthia_name(index), TO_SYNTHIA[sc.label],
                                  sc.instance)
     else:
-        split = "train" if domain == "target_train" else "val"
+        split = CITYSCAPES_SPLITS[domain]
         city, stem = _cityscapes_stem(split, index, extra["n"])
         _write_rgb(out / "cityscapes" / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", sc.image)
         _write_cityscapes_labels(out / "cityscapes" / "gtFine" / split / city / stem, label_ids)
-    return domain, np.bincount(sc.label.ravel(), minlength=256)
+    objects = count_objects(sc.label, sc.instance) if domain in EVAL_DOMAINS else np.zeros(19, np.int64)
+    return domain, np.bincount(sc.label.ravel(), minlength=256), objects
+
+
+def count_objects(label: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """Objects per trainId in one label map: distinct instances of a class where the scene gives
+    instance ids (vehicles, people, riders), 8-connected regions elsewhere (a pole, a sign, a
+    stretch of wall; an occluder that splits one makes two)."""
+    out = np.zeros(19, np.int64)
+    for c in np.unique(label):
+        if c >= 19:
+            continue
+        mask = label == c
+        ids = np.unique(instance[mask])
+        out[c] = int((ids > 0).sum())
+        stuff = (mask & (instance == 0)).astype(np.uint8)
+        if stuff.any():
+            out[c] += cv2.connectedComponents(stuff, connectivity=8)[0] - 1
+    return out
 
 
 def _init_worker() -> None:
@@ -180,28 +210,30 @@ def _prepare(out: Path) -> None:
         shutil.rmtree(out / d)
 
 
-def _make_dirs(out: Path, n_synthia: int, n_train: int, n_val: int) -> None:
+def _make_dirs(out: Path, n_synthia: int, n_train: int, n_val: int, n_dev: int) -> None:
     for d in ("gta5/images", "gta5/labels"):
         (out / d).mkdir(parents=True)
     if n_synthia:
         (out / "synthia" / "RGB").mkdir(parents=True)
         (out / "synthia" / "GT" / "LABELS").mkdir(parents=True)
-    for split, n in (("train", n_train), ("val", n_val)):
+    for split, n in (("train", n_train), ("val", n_val), ("dev", n_dev)):
         for city in sorted({_cityscapes_stem(split, i, n)[0] for i in range(n)}):
             (out / "cityscapes" / "leftImg8bit" / split / city).mkdir(parents=True)
             (out / "cityscapes" / "gtFine" / split / city).mkdir(parents=True)
 
 
-def _run(tasks: list, workers: int, progress: bool) -> dict[str, np.ndarray]:
-    """Render all tasks (in a spawn pool when workers > 1); sum the pixel counts per domain.
+def _run(tasks: list, workers: int, progress: bool) -> tuple[dict, dict]:
+    """Render all tasks (in a spawn pool when workers > 1); sum the pixel and object counts per domain.
     Integer sums do not depend on the order results arrive in, so the output is worker-independent."""
     counts = {d: np.zeros(256, np.int64) for d in DOMAINS}
+    objects = {d: np.zeros(19, np.int64) for d in DOMAINS}
     step = max(1, len(tasks) // 10)
     t0 = time.time()
 
     def collect(results):
-        for k, (domain, c) in enumerate(results, 1):
+        for k, (domain, c, n_obj) in enumerate(results, 1):
             counts[domain] += c
+            objects[domain] += n_obj
             if progress and (k % step == 0 or k == len(tasks)):
                 print(f"  demo: {k}/{len(tasks)} images ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
@@ -210,7 +242,7 @@ def _run(tasks: list, workers: int, progress: bool) -> dict[str, np.ndarray]:
             collect(pool.imap_unordered(_render_one, tasks, chunksize=8))
     else:
         collect(map(_render_one, tasks))
-    return counts
+    return counts, objects
 
 
 def _frequencies(counts: np.ndarray) -> tuple[list[float], float]:
@@ -220,9 +252,9 @@ def _frequencies(counts: np.ndarray) -> tuple[list[float], float]:
     return [round(float(x), 6) for x in per_class / labelled], round(float(1 - per_class.sum() / total), 6)
 
 
-def write_demo(out_dir, seed: int = 0, n_source: int = 2000, n_target_train: int = 500, n_target_val: int = 100,
+def write_demo(out_dir, seed: int = 0, n_source: int = 2000, n_target_train: int = 500, n_target_val: int = 500,
                source_size=(320, 180), target_size=(512, 256), workers: int = 2, progress: bool = True,
-               n_synthia: int | None = 500) -> dict:
+               n_synthia: int | None = 500, n_target_dev: int = 200, n_source_heldout: int = 200) -> dict:
     """Write the benchmark to ``out_dir`` and return its manifest.
 
     Sizes are (W, H). ``n_synthia``: how many of the source scenes (the first ones) are also
@@ -234,16 +266,21 @@ def write_demo(out_dir, seed: int = 0, n_source: int = 2000, n_target_train: int
     source_size, target_size = tuple(int(v) for v in source_size), tuple(int(v) for v in target_size)
     t0 = time.time()
     _prepare(out)
-    _make_dirs(out, n_synthia, n_target_train, n_target_val)
+    _make_dirs(out, n_synthia, n_target_train, n_target_val, n_target_dev)
     o = str(out)
     tasks = [(o, seed, "source", i, source_size, {"synthia": i < n_synthia}) for i in range(n_source)]
-    tasks += [(o, seed, "target_train", i, target_size, {"n": n_target_train}) for i in range(n_target_train)]
-    tasks += [(o, seed, "target_val", i, target_size, {"n": n_target_val}) for i in range(n_target_val)]
-    counts = _run(tasks, max(1, int(workers)), progress)
+    tasks += [(o, seed, "source_heldout", i, source_size, {"offset": n_source}) for i in range(n_source_heldout)]
+    for domain, n in (("target_train", n_target_train), ("target_val", n_target_val), ("target_dev", n_target_dev)):
+        tasks += [(o, seed, domain, i, target_size, {"n": n}) for i in range(n)]
+    counts, objects = _run(tasks, max(1, int(workers)), progress)
     (out / "gta5" / "train.txt").write_text("".join(_gta5_name(i) + "\n" for i in range(n_source)))
+    (out / "gta5" / "heldout.txt").write_text(
+        "".join(_gta5_name(n_source + i) + "\n" for i in range(n_source_heldout)))
     if n_synthia:
         (out / "synthia" / "train.txt").write_text("".join(_synthia_name(i) + "\n" for i in range(n_synthia)))
-    manifest = _manifest(seed, n_source, n_synthia, n_target_train, n_target_val, source_size, target_size, counts)
+    sizes = {"gta5": n_source, "gta5_heldout": n_source_heldout, "synthia": n_synthia,
+             "cityscapes_train": n_target_train, "cityscapes_val": n_target_val, "cityscapes_dev": n_target_dev}
+    manifest = _manifest(seed, sizes, source_size, target_size, counts, objects)
     (out / "DATA.md").write_text(_data_md(manifest))
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -253,7 +290,7 @@ def write_demo(out_dir, seed: int = 0, n_source: int = 2000, n_target_train: int
     return manifest
 
 
-def _manifest(seed, n_source, n_synthia, n_train, n_val, source_size, target_size, counts) -> dict:
+def _manifest(seed, sizes: dict, source_size, target_size, counts, objects) -> dict:
     """Everything that describes the written benchmark (no timings: the file is deterministic)."""
     freqs, ignored = {}, {}
     for d in DOMAINS:
@@ -263,15 +300,18 @@ def _manifest(seed, n_source, n_synthia, n_train, n_val, source_size, target_siz
         "version": DEMO_VERSION,
         "seed": seed,
         "complete": True,
-        "counts": {"gta5": n_source, "synthia": n_synthia, "cityscapes_train": n_train, "cityscapes_val": n_val},
+        "counts": sizes,
         "sizes": {"source": list(source_size), "target": list(target_size)},
-        "synthia_subset": f"the first {n_synthia} of the {n_source} source scenes (same images as gta5/images)",
+        "synthia_subset": f"the first {sizes['synthia']} of the {sizes['gta5']} source scenes (same images as gta5/images)",
+        "heldout": f"gta5/heldout.txt: {sizes['gta5_heldout']} more source scenes, never in train.txt",
         "cities": {split: list(c) for split, c in CITIES.items()},
         "classes": list(L.CLASSES_19),
         "class_frequencies": freqs,
         "class_frequencies_note": "fraction of the labelled pixels per class (19 trainIds, Cityscapes order)",
         "ignored_fraction": ignored,
         "ignored_note": "void pixels: the ego car's bonnet (labelId 1, target only) and bins (labelId 4, 'static')",
+        "objects": {d: objects[d].tolist() for d in EVAL_DOMAINS},
+        "objects_note": "objects per class: instances where the scene has instance ids, else 8-connected regions",
     }
 
 
@@ -306,12 +346,17 @@ def _data_md(m: dict) -> str:
          c["cityscapes_train"], f"{tw}×{th}"),
         ("target val", f"Cityscapes `leftImg8bit/val`, `gtFine/val` ({', '.join(m['cities']['val'])})",
          c["cityscapes_val"], f"{tw}×{th}"),
+        ("target dev", f"Cityscapes `leftImg8bit/dev`, `gtFine/dev` ({', '.join(m['cities']['dev'])}): choose "
+         "hyper-parameters here", c["cityscapes_dev"], f"{tw}×{th}"),
+        ("source held-out", "GTA5 `gta5/heldout.txt` (never in train.txt)", c["gta5_heldout"], f"{sw}×{sh}"),
     ]
-    f, ign = m["class_frequencies"], m["ignored_fraction"]
-    domains = ("source", "target_train", "target_val")
+    f, ign, obj = m["class_frequencies"], m["ignored_fraction"], m["objects"]
+    domains = ("source", "target_train", "target_val", "target_dev")
     freq_rows = [f"| {name} | " + " | ".join(f"{100 * f[d][i]:.2f}" for d in domains) + " |"
                  for i, name in enumerate(m["classes"])]
     freq_rows.append("| *ignored (% of all pixels)* | " + " | ".join(f"{100 * ign[d]:.2f}" for d in domains) + " |")
+    obj_rows = [f"| {name} | " + " | ".join(str(obj[d][i]) for d in EVAL_DOMAINS) + " |"
+                for i, name in enumerate(m["classes"])]
     return "\n".join([
         f"# Embedded demo benchmark (udaseg.data.demo, version {m['version']}, seed {m['seed']})",
         "",
@@ -325,9 +370,18 @@ def _data_md(m: dict) -> str:
         _DOMAIN_TEXT.format(n_synthia=c["synthia"], S=scene.SOURCE, T=scene.TARGET),
         "## Class pixel frequencies (% of labelled pixels)",
         "",
-        "| class | source | target train | target val |",
-        "|---|---|---|---|",
+        "| class | source | target train | target val | target dev |",
+        "|---|---|---|---|---|",
         *freq_rows,
+        "",
+        "## Objects per class in the evaluation splits",
+        "",
+        "Instances where the scene has instance ids (vehicles, people, riders), 8-connected regions",
+        "elsewhere. A class's IoU that rests on a handful of objects jumps between checkpoints.",
+        "",
+        "| class | target val | target dev | source held-out |",
+        "|---|---|---|---|",
+        *obj_rows,
         "",
     ])
 

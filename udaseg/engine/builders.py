@@ -133,11 +133,14 @@ def build_split(spec: dict, num_classes: int, seed: int, *, with_labels: bool = 
     return ds
 
 
-def build_val_loader(cfg: dict, dist: DistInfo | None = None) -> DataLoader:
-    """The val split's loader; under DDP each rank gets every W-th image (each image exactly once,
-    no padding duplicates) and ``evaluate`` all-reduces the confusion matrix."""
+def build_val_loader(cfg: dict, dist: DistInfo | None = None, section: str = "val") -> DataLoader:
+    """The loader of an evaluation split (``data.val`` or ``data.dev``); under DDP each rank gets
+    every W-th image (each image exactly once, no padding duplicates) and ``evaluate`` all-reduces
+    the confusion matrix."""
+    if section not in ("val", "dev"):
+        raise ValueError(f"evaluation split section {section!r}: expected val or dev (train.validate_on)")
     k = cfg["eval"]["num_classes"] or cfg["model"]["num_classes"]
-    ds = build_split(cfg["data"]["val"], k, cfg["seed"])
+    ds = build_split(cfg["data"][section], k, cfg["seed"])
     dist = dist or DistInfo()
     return DataLoader(ds, batch_size=cfg["eval"]["batch_size"], sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
                       num_workers=min(cfg["data"]["workers"], 2))

@@ -105,13 +105,16 @@ def evaluation_config(state: dict, path, overrides=(), *, data_root=None, split=
     from udaseg.config import resolve
 
     extra = list(overrides)
+    section = "dev" if split == "dev" else "val"  # "dev": the config's data.dev section, wherever it is
     if data_root is not None:
-        extra.append(f"data.val.root={data_root}")
-    if split is not None:
+        extra.append(f"data.{section}.root={data_root}")
+    if split is not None and section == "val":
         extra.append(f"data.val.split={split}")
     if "config" not in state:
         raise ValueError(f"{path}: checkpoint holds no config; it was not written by the udaseg trainer")
     cfg = resolve(state["config"], extra)
+    if section == "dev":
+        cfg["data"]["val"] = cfg["data"]["dev"]
     k_ckpt, k_cfg = state.get("num_classes"), cfg["model"]["num_classes"]
     if k_ckpt is not None and k_ckpt != k_cfg:
         raise ValueError(f"{path}: checkpoint has {k_ckpt} classes but the config asks for model.num_classes={k_cfg}")

@@ -20,7 +20,8 @@ from udaseg.config import DEFAULTS
 RESUME_SAFE_KEYS = (
     "name", "output_dir", "eval.", "data.workers", "data.pin_memory", "train.device", "train.log_every",
     "train.image_every", "train.val_every", "train.checkpoint_every", "train.keep_every",
-    "train.malloc_tuning", "train.cudnn_benchmark",
+    "train.malloc_tuning", "train.cudnn_benchmark", "train.threads",
+    "data.dev.", "train.validate_on",  # evaluation only (and which split picks best.pt)
 )
 # Files and folders of a run that a fresh run would mix with its own.
 RUN_FILES = ("checkpoints", "metrics.jsonl", "train.log", "tb", "history.jsonl", "meta.json", "config.yaml")

@@ -33,7 +33,7 @@ from udaseg.engine.builders import (_worker_init, build_split, build_val_loader,
                                     seed_everything)
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from udaseg.engine.device_defaults import (AMP_DTYPES, resolve_amp, resolve_aspp_impl, resolve_cudnn_benchmark,
-                                           resolve_malloc_tuning)
+                                           resolve_malloc_tuning, resolve_threads)
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult
 from udaseg.engine.inputs import normalize_images
@@ -164,7 +164,9 @@ class Trainer:
                "amp": resolve_amp(tc["amp"], dev),
                "malloc_tuning": resolve_malloc_tuning(tc["malloc_tuning"], dev),
                "cudnn_benchmark": resolve_cudnn_benchmark(tc["cudnn_benchmark"], dev, tc["deterministic"]),
-               "deterministic": tc["deterministic"]}
+               "deterministic": tc["deterministic"],
+               "threads": resolve_threads(tc["threads"], dev)}
+        torch.set_num_threads(out["threads"])
         if out["malloc_tuning"]:
             keep_freed_memory_mapped()
         if dev.type == "cuda":
@@ -526,17 +528,17 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def evaluate(self) -> EvalResult:
         if not hasattr(self, "_val_loader"):
-            self._val_loader = build_val_loader(self.cfg, self.dist)
+            self._val_loader = build_val_loader(self.cfg, self.dist, self.cfg["train"]["validate_on"])
         return evaluate_model(self.model, self.cfg, self.device, self._val_loader, self.dist)
 
     def _validate(self, it: int) -> EvalResult:
         result = self.evaluate()  # every rank evaluates its shard; all get the reduced result
         if self.dist.is_main:
             d = result.to_dict()
-            self.logger.log({"kind": "val", "iter": it, **{k: v for k, v in d.items() if k.startswith("mIoU")},
+            self.logger.log({"kind": "val", "iter": it, "split": self.cfg["train"]["validate_on"], **{k: v for k, v in d.items() if k.startswith("mIoU")},
                              "pixel_accuracy": d["pixel_accuracy"], "iou": d["iou"],
                              "predicted_fractions": d["predicted_fractions"]})
-            self.logger.text(f"val @ {it}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.miou.items()))
+            self.logger.text(f"{self.cfg['train']['validate_on']} @ {it}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.miou.items()))
         if result.main_miou > self.best["miou"]:  # on every rank, so all keep the same best
             self.best = {"miou": result.main_miou, "iter": it}
             self.save(BEST, it)  # written by rank 0
