@@ -18,7 +18,8 @@ HANG = 1800
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    write_demo(root, seed=0, n_source=6, n_target_train=4, n_target_val=2, workers=1, progress=False, n_synthia=2)
+    write_demo(root, seed=0, n_source=6, n_target_train=4, n_target_val=2, workers=1, progress=False, n_synthia=2,
+               n_target_dev=2, n_source_heldout=2)  # explicit: the defaults add 400 images
     return root
 
 
@@ -135,3 +136,71 @@ def test_self_training_cost_benchmark_tiny(tiny_demo):
     assert out.returncode == 0, out.stderr[-2000:]
     for method in ("fgd_ent", "dacs", "fgd_ent_st", "fgd_ent_st_mic"):
         assert f"| {method} |" in out.stdout
+
+
+TINY = ["train.val_every=0", "train.checkpoint_every=0", "train.log_every=1", "train.image_every=0",
+        "data.workers=0", "data.batch_size=1", "train.amp=none", "train.channels_last=false", "eval.batch_size=1"]
+
+
+def test_ablation_quick_runs_every_row_ten_times_shorter_and_publishes(tiny_demo, tmp_path):
+    pub = tmp_path / "published"
+    cmd = [sys.executable, "benchmarks/ablation.py", "--data", str(tiny_demo), "--out", str(tmp_path / "q"),
+           "--seeds", "0", "--quick", "--publish", str(pub), "train.iters=20", *TINY]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((pub / "ablation.json").read_text())
+    assert results["quick"] is True and len(results["runs"]) == 12
+    assert "seed 0: fgd_ent (2 iterations)" in out.stdout and "seed 0: source_only (2 iterations)" in out.stdout
+    assert (pub / "ABLATION.md").read_text() == (tmp_path / "q" / "ABLATION.md").read_text()
+    # a full ablation into the quick one's folder is refused, not mixed
+    full = subprocess.run([c for c in cmd if c != "--quick"], cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert full.returncode != 0 and "holds a quick ablation" in full.stderr
+
+
+def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path):
+    cmd = [sys.executable, "benchmarks/dev_grid.py", "--data", str(tiny_demo), "--out", str(tmp_path),
+           "--methods", "fada,fgd_ent", "train.iters=2", *TINY]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grid = json.loads((tmp_path / "grid.json").read_text())
+    assert sorted(grid["runs"]) == ["fada/lambda_adv=0.001", "fada/lambda_adv=0.01", "fada/lambda_adv=0.1",
+                                    "fgd_ent/lambda_ent=0.001", "fgd_ent/lambda_ent=0.01", "fgd_ent/lambda_ent=0.1"]
+    best_fada = max((r for k, r in grid["runs"].items() if k.startswith("fada/")), key=lambda r: r["dev_miou"])
+    for key, run in grid["runs"].items():
+        cfg = yaml.safe_load((tmp_path / key / "config.yaml").read_text())
+        assert cfg["train"]["init_from"].endswith("source_only/checkpoints/last.pt")
+        if key.startswith("fgd_ent/"):  # the paper's method adds its entropy weight to FADA's chosen D weight
+            assert run["overrides"][0] == best_fada["overrides"][0]
+            assert cfg["method"]["lambda_ent_aux"] == pytest.approx(0.2 * cfg["method"]["lambda_ent"])
+    assert "**" in (tmp_path / "GRID.md").read_text()
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert again.returncode == 0 and "dev grid:" not in again.stdout  # resumed: nothing left to run
+
+
+def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_path):
+    recipe = "tiny=" + ",".join(["train.iters=2", "data.target.transforms.resize=[128,64]", *TINY])
+    cmd = [sys.executable, "benchmarks/recipe.py", "--data", str(tiny_demo), "--out", str(tmp_path), "--seeds", "0",
+           "--recipe", recipe]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rec = json.loads((tmp_path / "recipe.json").read_text())
+    assert sorted(rec["runs"]) == ["tiny/0/source_only", "tiny/0/source_only_per_image", "tiny/0/target_only"]
+    assert {"val", "heldout_source", "adabn"} <= set(rec["runs"]["tiny/0/source_only"])
+    cfg = yaml.safe_load((tmp_path / "tiny" / "seed0" / "source_only_per_image" / "config.yaml").read_text())
+    assert cfg["model"]["input_norm"] == "per_image" and cfg["data"]["target"]["transforms"]["resize"] == [128, 64]
+    assert cfg["data"]["target"]["transforms"]["hflip"] == 0.5  # a key below transforms merges, never replaces
+    assert "| tiny |" in (tmp_path / "RECIPE.md").read_text()
+
+
+def test_demo_job_runs_its_short_schedule_end_to_end(tiny_demo, tmp_path):
+    from udaseg.apps import pipeline
+
+    lines = []
+    out = pipeline.run_demo(tiny_demo, tmp_path, overrides=["train.iters=2", *TINY], report=False, progress=False,
+                            log=lines.append)
+    assert set(out["results"]) == {"source_only", "bn_control", "fgd_ent"}
+    n1, n2 = pipeline.DEMO_ITERS
+    assert any(f"the demo schedule: {n1} + {n2} iterations" in line for line in lines)
+    assert any(line.startswith("fgd_ent over the BN-only control") for line in lines)
+    cfg = yaml.safe_load((tmp_path / "fgd_ent" / "config.yaml").read_text())
+    assert cfg["train"]["iters"] == 2 and cfg["train"]["init_from"].endswith("source_only/checkpoints/last.pt")

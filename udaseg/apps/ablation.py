@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from udaseg.config import split_override_list
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
 
@@ -43,15 +44,34 @@ THIN = ("pole", "light", "sign")
 def parse_probe(text: str) -> tuple[str, str, list[str]]:
     """``NAME=METHOD[,key=value,...]`` → (name, method, overrides)."""
     name, sep, rest = text.partition("=")
-    method, *extra = rest.split(",") if sep else ("",)
+    parts = split_override_list(rest) if sep else []
+    method, extra = (parts[0], parts[1:]) if parts else ("", [])
     if not name or not method or name in LABELS or "/" in name:
         raise ValueError(f"probe {text!r}: expected NAME=METHOD[,key=value,...] with a new name "
                          f"(not one of {', '.join(LABELS)})")
     return name, method, extra
 
 
+QUICK_DIVISOR = 10  # --quick: every schedule this many times shorter (a check that all rows run, not a result)
+
+
+def quick_overrides(data_dir: Path, overrides=()) -> dict[str, list[str]]:
+    """Per config: the iteration overrides of the quick variant."""
+    from udaseg.apps.pipeline import demo_config
+
+    out = {}
+    for method in ("source_only", "target_only", "fgd_ent"):
+        it = demo_config(method, data_dir, 0, overrides)["train"]["iters"]
+        out[method] = [f"train.iters={max(1, it // QUICK_DIVISOR)}"]
+    return out
+
+
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
-                 log=print, probes: list[tuple[str, str, list[str]]] = ()) -> dict:
+                 log=print, probes: list[tuple[str, str, list[str]]] = (), quick: bool = False,
+                 publish_dir=None) -> dict:
+    """Runs what is missing, then summarises. ``quick``: every schedule ``QUICK_DIVISOR`` times
+    shorter. ``publish_dir``: after each finished seed, ablation.json and ABLATION.md are also
+    written there (a tracked folder, to commit results per seed as they come)."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
     from udaseg.engine.stages import run_training
     from udaseg.apps.pipeline import demo_config
@@ -62,14 +82,19 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
         write_demo(data_dir, seed=0, progress=progress)
     results_path = out_dir / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
+    if results.setdefault("quick", quick) != quick:
+        raise ValueError(f"{results_path} holds a {'quick' if results['quick'] else 'full'} ablation; "
+                         f"use another --out for the {'quick' if quick else 'full'} one")
     results["overrides"] = list(overrides)
+    short = quick_overrides(data_dir, overrides) if quick else {}
     results.setdefault("probes", {}).update({name: [method, *extra] for name, method, extra in probes})
     for seed in seeds:
         seed_dir = out_dir / f"seed{seed}"
-        src_cfg = demo_config("source_only", data_dir, seed, overrides)
+        src_cfg = demo_config("source_only", data_dir, seed, [*overrides, *short.get("source_only", [])])
         plan = [("source_only", src_cfg, False)]
-        plan.append(("target_only", demo_config("target_only", data_dir, seed, overrides), False))
-        adapt_iters = demo_config("fgd_ent", data_dir, seed, overrides)["train"]["iters"]
+        plan.append(("target_only", demo_config("target_only", data_dir, seed,
+                                                [*overrides, *short.get("target_only", [])]), False))
+        adapt_iters = demo_config("fgd_ent", data_dir, seed, [*overrides, *short.get("fgd_ent", [])])["train"]["iters"]
         for name in ADAPTATION:  # all from the stage-1 checkpoint, for the same number of iterations
             method = "source_only" if name == "continue" else name
             plan.append((name, demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
@@ -86,19 +111,27 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
             t0 = time.time()
             log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
             last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
-            results["runs"][key] = {**_evaluate(last, src_cfg), "seconds": round(time.time() - t0, 1)}
+            results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1)}
             atomic_write_json(results_path, results)
         if f"{seed}/adabn" not in results["runs"]:
             log(f"seed {seed}: AdaBN of the source-only model")
-            results["runs"][f"{seed}/adabn"] = _evaluate(seed_dir / "source_only" / "checkpoints" / "last.pt",
+            results["runs"][f"{seed}/adabn"] = evaluate_checkpoint(seed_dir / "source_only" / "checkpoints" / "last.pt",
                                                          src_cfg, adabn=True)
             atomic_write_json(results_path, results)
-    summary = summarise(results)
-    atomic_write_text(out_dir / "ABLATION.md", format_markdown(summary))
-    return summary
+        summary = summarise(results)
+        atomic_write_text(out_dir / "ABLATION.md", format_markdown(summary))
+        if publish_dir is not None:
+            publish_dir = Path(publish_dir)
+            publish_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(publish_dir / "ablation.json", results)
+            atomic_write_text(publish_dir / "ABLATION.md", format_markdown(summary))
+            log(f"seed {seed} done: results in {publish_dir}")
+    return summarise(results)
 
 
-def _evaluate(ckpt, cfg, adabn: bool = False) -> dict:
+def evaluate_checkpoint(ckpt, cfg, adabn: bool = False) -> dict:
+    """mIoU, per-class IoU and class fractions of a checkpoint on ``cfg``'s val split (with AdaBN
+    on target train images first, if asked)."""
     from torch.utils.data import DataLoader
 
     from udaseg.engine.adabn import adapt_batchnorm

@@ -1,0 +1,36 @@
+"""The recipe study on the embedded benchmark (see udaseg/apps/recipe.py for what runs and why).
+
+    python benchmarks/recipe.py --recipe demo                              # configs/demo as they are
+    python benchmarks/recipe.py --recipe sgd=train.optimizer=sgd,train.lr=0.01 --seeds 0
+    python benchmarks/recipe.py --recipe demo --runs target_only          # only the oracle
+Writes <out>/recipe.json (per run) and <out>/RECIPE.md (mean ± std, targets met); re-running resumes.
+"""
+import argparse
+import sys
+
+from udaseg.apps.recipe import RUNS, format_markdown, parse_recipe, run_recipes
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/demo")
+    p.add_argument("--out", default="runs/recipe")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2")
+    p.add_argument("--recipe", action="append", required=True, metavar="NAME[=key=value,...]",
+                   help="a recipe: config overrides of configs/demo (repeatable)")
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
+    args = p.parse_args(argv)
+    try:
+        recipes = [parse_recipe(t) for t in args.recipe]
+    except ValueError as exc:
+        p.error(str(exc))
+    runs = tuple(args.runs.split(","))
+    if not set(runs) <= set(RUNS):
+        p.error(f"--runs: unknown {sorted(set(runs) - set(RUNS))}; choose from {', '.join(RUNS)}")
+    summary = run_recipes(recipes, args.data, args.out, [int(s) for s in args.seeds.split(",")], runs,
+                          progress=sys.stderr.isatty())
+    print(format_markdown(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The dev grid's plan: equal-sized grids, tied auxiliary weights, parents chosen before children."""
+import pytest
+
+from udaseg.apps import dev_grid as G
+from udaseg.config import load_config
+
+
+def _result(method, value, miou, parent_overrides=()):
+    name = G.point_name(method, value)
+    return f"{method}/{name}", {"name": name, "overrides": [*parent_overrides, *G.point_overrides(method, value)],
+                                "dev_miou": miou}
+
+
+def test_every_method_varies_one_weight_over_three_values():
+    assert all(len(spec["vary"][1]) == 3 for spec in G.GRID.values())
+    for method, spec in G.GRID.items():  # parents come first, so one pass in GRID order can run them
+        for parent in spec.get("inherit", ()):
+            assert list(G.GRID).index(parent) < list(G.GRID).index(method)
+
+
+def test_point_overrides_tie_the_auxiliary_weight_by_the_references_ratio():
+    assert G.point_overrides("adaptsegnet", 0.001) == ["method.lambda_adv=0.001", "method.lambda_adv_aux=0.0002"]
+    assert G.point_overrides("fada", 0.01) == ["method.lambda_adv=0.01"]
+    assert G.point_name("minent", 0.1) == "lambda_ent=0.1"
+
+
+def test_every_grid_point_is_a_valid_config():
+    for method, _name, extra in G.plan({"runs": {}}, [m for m in G.GRID if not G.GRID[m].get("inherit")]):
+        cfg = load_config(f"configs/demo/{method}.yaml", extra)
+        key, _ = G.GRID[method]["vary"]
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert f"{key}={node}" in extra or f"{key}={node:g}" in extra
+
+
+def test_children_wait_for_their_parents_and_inherit_the_chosen_weights():
+    results = {"runs": {}}
+    first = G.plan(results, ["fada", "fgd_ent"])
+    assert [m for m, _, _ in first] == ["fada"] * 3  # fgd_ent waits for fada's whole grid
+    for value, miou in zip((1e-3, 1e-2, 1e-1), (0.30, 0.34, 0.31)):
+        k, r = _result("fada", value, miou)
+        results["runs"][k] = r
+        if value != 1e-1:
+            assert G.chosen(results, "fada") is None  # not all points ran yet
+    assert G.chosen(results, "fada") == {"overrides": ["method.lambda_adv=0.01"], "dev_miou": 0.34,
+                                         "name": "lambda_adv=0.01"}
+    child = [p for p in G.plan(results, ["fada", "fgd_ent"]) if p[0] == "fgd_ent"]
+    assert [name for _, name, _ in child] == ["lambda_ent=0.001", "lambda_ent=0.01", "lambda_ent=0.1"]
+    assert child[2][2] == ["method.lambda_adv=0.01", "method.lambda_ent=0.1", "method.lambda_ent_aux=0.02"]
+
+
+def test_dev_config_evaluates_the_dev_section():
+    cfg = load_config("configs/demo/source_only.yaml")
+    dev = G.dev_config(cfg)
+    assert dev["data"]["val"]["split"] == "dev" and cfg["data"]["val"]["split"] == "val"
+
+
+def test_unknown_method_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="no dev grid for bn_control"):
+        G.run_grid(tmp_path, tmp_path, methods=("bn_control",))

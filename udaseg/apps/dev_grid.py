@@ -1,0 +1,150 @@
+"""Loss weights of the embedded benchmark's methods, chosen on the labelled target ``dev`` split.
+
+The rule (README "Choosing hyper-parameters"): weights are chosen on ``dev``, results reported on
+``val``. Every method gets the same budget — one weight varied over three values, one seed, the
+ablation's schedule from the same stage-1 (source-only) checkpoint — and the value with the best
+dev mIoU (last checkpoint) is chosen. A method that adds a loss to another inherits that one's
+chosen weights and varies only its own (the paper's method = FADA's fine-grained D, chosen on
+FADA's grid, + an entropy term varied here), so no method sees more grid points than another.
+Auxiliary (conv4) weights are tied to the main one by the references' ratio (0.0002 / 0.001).
+
+Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
+grid continues where it stopped.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
+
+AUX_RATIO = 0.2  # AdaptSegNet / ADVENT: lambda_*_aux 0.0002 with lambda_* 0.001
+# method: the weight it varies (key, values), weights tied to it (key: factor), and the methods
+# whose chosen weights it inherits — in an order where every parent comes first.
+GRID = {
+    "adaptsegnet": {"vary": ("method.lambda_adv", (1e-4, 1e-3, 1e-2)), "tied": {"method.lambda_adv_aux": AUX_RATIO}},
+    "minent": {"vary": ("method.lambda_ent", (1e-3, 1e-2, 1e-1)), "tied": {"method.lambda_ent_aux": AUX_RATIO}},
+    "fada": {"vary": ("method.lambda_adv", (1e-3, 1e-2, 1e-1))},
+    "fgd_ent": {"inherit": ("fada",), "vary": ("method.lambda_ent", (1e-3, 1e-2, 1e-1)),
+                "tied": {"method.lambda_ent_aux": AUX_RATIO}},
+    "dacs": {"vary": ("self_training.weight", (0.3, 1.0, 3.0))},
+    "fgd_ent_st": {"inherit": ("fgd_ent",), "vary": ("self_training.weight", (0.3, 1.0, 3.0))},
+    "fgd_ent_st_mic": {"inherit": ("fgd_ent_st",), "vary": ("self_training.mic.weight", (0.3, 1.0, 3.0))},
+}
+
+
+def point_overrides(method: str, value: float) -> list[str]:
+    """The overrides of one grid point: the varied weight and the weights tied to it."""
+    key, _ = GRID[method]["vary"]
+    return [f"{key}={value}", *(f"{k}={factor * value:.6g}" for k, factor in GRID[method].get("tied", {}).items())]
+
+
+def point_name(method: str, value: float) -> str:
+    return f"{GRID[method]['vary'][0].rsplit('.', 1)[-1]}={value:g}"
+
+
+def chosen(results: dict, method: str) -> dict | None:
+    """The best grid point of ``method`` on dev (None until all its points ran): its overrides,
+    the parents' included, and its dev mIoU."""
+    points = [results["runs"].get(f"{method}/{point_name(method, v)}") for v in GRID[method]["vary"][1]]
+    if any(p is None for p in points):
+        return None
+    best = max(points, key=lambda p: p["dev_miou"])
+    return {"overrides": best["overrides"], "dev_miou": best["dev_miou"], "name": best["name"]}
+
+
+def plan(results: dict, methods) -> list[tuple[str, str, list[str]]]:
+    """(method, point name, overrides) of every grid point whose parents are chosen."""
+    out = []
+    for method in methods:
+        inherited = []
+        for parent in GRID[method].get("inherit", ()):
+            c = chosen(results, parent)
+            if c is None:
+                break
+            inherited += c["overrides"]
+        else:
+            out += [(method, point_name(method, v), inherited + point_overrides(method, v))
+                    for v in GRID[method]["vary"][1]]
+    return out
+
+
+def dev_config(cfg: dict) -> dict:
+    """``cfg`` evaluated on its ``data.dev`` section instead of ``data.val``."""
+    out = copy.deepcopy(cfg)
+    out["data"]["val"] = out["data"]["dev"]
+    return out
+
+
+def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = 0, overrides=(),
+             stage1=None, progress=False, log=print, publish_dir=None) -> dict:
+    """Run every missing grid point (parents' grids first), evaluate each on dev, and summarise.
+    ``stage1``: the source-only checkpoint to adapt from (default: trained into <out>/source_only)."""
+    from udaseg.apps.ablation import evaluate_checkpoint
+    from udaseg.apps.pipeline import demo_config
+    from udaseg.engine.stages import run_training
+
+    unknown = set(methods) - set(GRID)
+    if unknown:
+        raise ValueError(f"no dev grid for {', '.join(sorted(unknown))}; methods with one: {', '.join(GRID)}")
+    methods = [m for m in GRID if m in methods]  # parents first
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    path = out_dir / "grid.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+    results.update(seed=seed, overrides=list(overrides))
+    if stage1 is None:
+        src = demo_config("source_only", data_dir, seed, overrides)
+        stage1 = run_training(src, out_dir / "source_only", resume=True, progress=progress)["main"]["last"]
+    adapt_iters = demo_config("fgd_ent", data_dir, seed, overrides)["train"]["iters"]
+    done = -1
+    while len(results["runs"]) > done:  # each pass runs the points whose parents are now chosen
+        done = len(results["runs"])
+        for method, name, extra in plan(results, methods):
+            key = f"{method}/{name}"
+            if key in results["runs"]:
+                continue
+            cfg = demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
+                                                      f"train.iters={adapt_iters}", f"train.init_from={stage1}", *extra])
+            log(f"dev grid: {key} ({' '.join(extra)})")
+            t0 = time.time()
+            last = run_training(cfg, out_dir / method / name, resume=True, progress=progress)["main"]["last"]
+            ev = evaluate_checkpoint(last, dev_config(cfg))
+            results["runs"][key] = {"name": name, "overrides": extra, "dev_miou": ev["miou"], "dev_iou": ev["iou"],
+                                    "seconds": round(time.time() - t0, 1), "checkpoint": str(last)}
+            atomic_write_json(path, results)
+            log(f"  dev mIoU {100 * ev['miou']:.1f}")
+            if publish_dir is not None:
+                publish(results, Path(publish_dir))
+    atomic_write_text(out_dir / "GRID.md", format_markdown(results))
+    return results
+
+
+def publish(results: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "grid.json", results)
+    atomic_write_text(folder / "GRID.md", format_markdown(results))
+
+
+def format_markdown(results: dict) -> str:
+    out = [f"Dev mIoU19 (%, last checkpoints, seed {results.get('seed', 0)}, the ablation's schedule from one "
+           "stage-1 checkpoint). **Bold**: chosen.", "", "| method | varied | inherited / tied | dev mIoU per value |",
+           "|---|---|---|---|"]
+    for method, spec in GRID.items():
+        key, values = spec["vary"]
+        runs = [results["runs"].get(f"{method}/{point_name(method, v)}") for v in values]
+        if all(r is None for r in runs):
+            continue
+        best = chosen(results, method)
+        cells = []
+        for v, r in zip(values, runs):
+            if r is None:
+                cells.append(f"{v:g}: –")
+            else:
+                text = f"{v:g}: {100 * r['dev_miou']:.1f}"
+                cells.append(f"**{text}**" if best and best["name"] == r["name"] else text)
+        first = next(r for r in runs if r is not None)
+        fixed = [o for o in first["overrides"] if not o.startswith(key + "=")]
+        out.append(f"| {method} | {key} | {' '.join(fixed) or '–'} | {' / '.join(cells)} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,162 @@
+"""The embedded benchmark's recipe study: method-independent figures of a training recipe.
+
+A recipe (optimiser, LR, input size, iterations ... as config overrides of ``configs/demo/``) is
+judged only by models that involve no adaptation method, per seed:
+
+- the **oracle** (``target_only``: trained on target train labels) on target val;
+- **source-only** on target val, on the held-out labelled *source* split (``gta5/heldout.txt``:
+  does it learn in-domain?), and with AdaBN (BN statistics re-estimated on target train images);
+- **source-only with per-image input normalisation** (``model.input_norm=per_image``) on target val.
+
+With the cheap fixes (AdaBN, per-image normalisation) closing at most a fraction of the
+source-only → oracle gap, the gap is not colour or BN statistics alone and an adaptation method
+has something to do. Results go to ``<out>/recipe.json`` after every evaluation; finished runs are
+skipped, so an interrupted study continues where it stopped.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from udaseg.config import split_override_list
+from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
+
+TARGETS = {  # issue "decisive benchmark": what a recipe must reach (means over seeds)
+    "oracle_min": 50.0,
+    "heldout_source_vs_oracle": 1.0,  # source-only on held-out source >= oracle on target
+    "source_only_share": (0.25, 0.60),  # source-only on target / oracle
+    "cheap_fix_gap_max": 0.30,  # AdaBN, per-image normalisation: share of the gap closed
+    "source_only_std_max": 1.0,
+}
+RUNS = ("target_only", "source_only", "source_only_per_image")
+
+
+def heldout_source_config(cfg: dict) -> dict:
+    """``cfg`` with its val split replaced by the held-out labelled source images, read like the
+    source training images (resized to the training size; labels stay at file resolution)."""
+    out = copy.deepcopy(cfg)
+    src = cfg["data"]["source"]
+    size = src["transforms"].get("resize")
+    out["data"]["val"] = {**copy.deepcopy(src), "split_list": "heldout.txt",
+                          "transforms": {"resize_image": list(size)} if size else {}}
+    return out
+
+
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    """``NAME=key=value,key=value`` → (name, overrides); ``NAME`` alone: the configs as they are."""
+    name, sep, rest = text.partition("=")
+    if not name or "/" in name:
+        raise ValueError(f"recipe {text!r}: expected NAME or NAME=key=value[,key=value...]")
+    return name, split_override_list(rest) if sep else []
+
+
+def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_dir="runs/recipe",
+                seeds=(0, 1, 2), runs=RUNS, progress=False, log=print) -> dict:
+    from udaseg.apps.ablation import evaluate_checkpoint
+    from udaseg.apps.pipeline import demo_config
+    from udaseg.benchmark.writer import demo_is_complete
+    from udaseg.engine.stages import run_training
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if not demo_is_complete(data_dir):
+        raise FileNotFoundError(f"{data_dir}: no complete embedded benchmark (run: udaseg data demo --out {data_dir})")
+    path = out_dir / "recipe.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"recipes": {}, "runs": {}}
+    for name, overrides in recipes:
+        if results["recipes"].setdefault(name, overrides) != overrides:
+            raise ValueError(f"recipe {name!r} is in {path} with other overrides "
+                             f"({results['recipes'][name]}); give the new one another name")
+        for seed in seeds:
+            for run in runs:
+                key = f"{name}/{seed}/{run}"
+                if key in results["runs"]:
+                    continue
+                method = "source_only" if run.startswith("source_only") else run
+                extra = ["model.input_norm=per_image"] if run == "source_only_per_image" else []
+                cfg = demo_config(method, data_dir, seed, [*overrides, *extra])
+                log(f"{key}: {cfg['train']['iters']} iterations")
+                t0 = time.time()
+                last = run_training(cfg, out_dir / name / f"seed{seed}" / run, resume=True,
+                                    progress=progress)["main"]["last"]
+                rec = {"seconds": round(time.time() - t0, 1), "val": evaluate_checkpoint(last, cfg)}
+                if run == "source_only":
+                    rec["heldout_source"] = evaluate_checkpoint(last, heldout_source_config(cfg))
+                    rec["adabn"] = evaluate_checkpoint(last, cfg, adabn=True)
+                results["runs"][key] = rec
+                atomic_write_json(path, results)
+                log(f"  val mIoU {100 * rec['val']['miou']:.1f} ({rec['seconds']:.0f} s)")
+    summary = summarise(results)
+    atomic_write_text(out_dir / "RECIPE.md", format_markdown(summary))
+    return summary
+
+
+def _stats(values: list[float]) -> dict:
+    v = np.array(values) * 100
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v),
+            "per_seed": v.tolist()}
+
+
+def summarise(results: dict) -> dict:
+    """Per recipe: each figure's mean ± std over seeds, and each target met or not."""
+    out = {}
+    for name in results["recipes"]:
+        runs = {k.split("/", 1)[1]: r for k, r in results["runs"].items() if k.split("/")[0] == name}
+        fig = {}
+        for figure, run, field in (("oracle", "target_only", "val"), ("source_only", "source_only", "val"),
+                                   ("heldout_source", "source_only", "heldout_source"),
+                                   ("adabn", "source_only", "adabn"), ("per_image", "source_only_per_image", "val")):
+            vals = [r[field]["miou"] for k, r in sorted(runs.items()) if k.endswith("/" + run) and field in r]
+            if vals:
+                fig[figure] = _stats(vals)
+        out[name] = {"figures": fig, "checks": checks(fig)}
+    return {"recipes": out, "overrides": results["recipes"]}
+
+
+def checks(fig: dict) -> dict:
+    """Each target of :data:`TARGETS` → True / False (None: not measured yet)."""
+    t, m = TARGETS, {k: v["mean"] for k, v in fig.items()}
+    orc, so = m.get("oracle"), m.get("source_only")
+    gap = orc - so if orc is not None and so is not None else None
+    res = {"oracle >= 50": None if orc is None else orc >= t["oracle_min"],
+           "held-out source >= oracle": None if orc is None or "heldout_source" not in m
+           else m["heldout_source"] >= t["heldout_source_vs_oracle"] * orc,
+           "source-only 25-60% of oracle": None if gap is None
+           else t["source_only_share"][0] <= so / orc <= t["source_only_share"][1],
+           "source-only std <= 1.0": None if "source_only" not in fig or fig["source_only"]["n"] < 2
+           else fig["source_only"]["std"] <= t["source_only_std_max"]}
+    for fix in ("adabn", "per_image"):
+        res[f"{fix} closes <= 30% of the gap"] = None if gap is None or fix not in m or gap <= 0 \
+            else (m[fix] - so) / gap <= t["cheap_fix_gap_max"]
+    return res
+
+
+def gap_share(fig: dict, fix: str) -> float | None:
+    try:
+        return (fig[fix]["mean"] - fig["source_only"]["mean"]) / (fig["oracle"]["mean"] - fig["source_only"]["mean"])
+    except (KeyError, ZeroDivisionError):
+        return None
+
+
+def format_markdown(summary: dict) -> str:
+    cols = ("oracle", "source_only", "heldout_source", "adabn", "per_image")
+    head = ("recipe", "oracle (target val)", "source-only (target val)", "source-only (held-out source)",
+            "AdaBN (gap closed)", "per-image norm (gap closed)")
+    out = ["mIoU19 (%) mean ± std over seeds, last checkpoints.", "", "| " + " | ".join(head) + " |",
+           "|---" * len(head) + "|"]
+    for name, r in summary["recipes"].items():
+        cells = []
+        for c in cols:
+            f = r["figures"].get(c)
+            cell = "–" if f is None else f"{f['mean']:.1f} ± {f['std']:.1f} (n={f['n']})"
+            share = gap_share(r["figures"], c) if c in ("adabn", "per_image") else None
+            cells.append(cell + (f", {100 * share:.0f}%" if share is not None else ""))
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out += ["", "Targets (issue: decisive benchmark):", ""]
+    for name, r in summary["recipes"].items():
+        met = ", ".join(f"{k}: {'yes' if v else 'no' if v is not None else '–'}" for k, v in r["checks"].items())
+        out.append(f"- **{name}** ({' '.join(summary['overrides'][name]) or 'configs as they are'}): {met}")
+    return "\n".join(out) + "\n"
