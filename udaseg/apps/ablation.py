@@ -66,12 +66,43 @@ def quick_overrides(data_dir: Path, overrides=()) -> dict[str, list[str]]:
     return out
 
 
+def identical_finished_run(cfg: dict, folders) -> Path | None:
+    """The last checkpoint of a finished run under ``folders`` (any depth) whose config equals
+    ``cfg`` in every key that changes the result (run_dir.config_changes; the stage-1 checkpoint
+    compared as a resolved path), or None. So a dev-grid run at the chosen weights serves as the
+    ablation's run of that method and seed instead of being trained twice."""
+    import yaml
+
+    from udaseg.engine.checkpoint import load_checkpoint
+    from udaseg.engine.run_dir import config_changes
+
+    def norm(c: dict) -> dict:
+        c = json.loads(json.dumps(c))
+        if c["train"].get("init_from"):
+            c["train"]["init_from"] = str(Path(c["train"]["init_from"]).resolve())
+        return c
+
+    want = norm(cfg)
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("config.yaml")):
+            last = path.parent / "checkpoints" / "last.pt"
+            try:
+                have = norm(yaml.safe_load(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if last.is_file() and not config_changes(have, want) and \
+                    int(load_checkpoint(last)["iteration"]) >= cfg["train"]["iters"]:
+                return last
+    return None
+
+
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
                  log=print, probes: list[tuple[str, str, list[str]]] = (), quick: bool = False,
-                 publish_dir=None) -> dict:
+                 publish_dir=None, reuse=()) -> dict:
     """Runs what is missing, then summarises. ``quick``: every schedule ``QUICK_DIVISOR`` times
     shorter. ``publish_dir``: after each finished seed, ablation.json and ABLATION.md are also
-    written there (a tracked folder, to commit results per seed as they come)."""
+    written there (a tracked folder, to commit results per seed as they come). ``reuse``:
+    folders whose finished runs of an identical config stand in for a run (the dev grid's)."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
     from udaseg.engine.stages import run_training
     from udaseg.apps.pipeline import demo_config
@@ -109,8 +140,12 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
             if from_source:
                 cfg["train"]["init_from"] = str(seed_dir / "source_only" / "checkpoints" / "last.pt")
             t0 = time.time()
-            log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
-            last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
+            last = identical_finished_run(cfg, reuse) if reuse and not (seed_dir / name).exists() else None
+            if last is not None:
+                log(f"seed {seed}: {name}: reusing {last} (the same config)")
+            else:
+                log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
+                last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
             results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1)}
             atomic_write_json(results_path, results)
         if f"{seed}/adabn" not in results["runs"]:
