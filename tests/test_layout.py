@@ -218,6 +218,17 @@ def test_library_imports_no_application():
     assert bad == []
 
 
+def test_reporting_imports_no_application():
+    """Reports render results; the applications (CLI, demo job, ablation runner) use them, not
+    the other way round."""
+    files = sorted((PACKAGE / "reporting").rglob("*.py"))
+    assert PACKAGE / "reporting" / "report_ablation.py" in files
+    bad = [f"{path.relative_to(PACKAGE.parent)} imports {name}" for path in files
+           for name in sorted(imported_modules(path.read_text(), _module_name(path), path.name == "__init__.py"))
+           if name == "udaseg.apps" or name.startswith("udaseg.apps.")]
+    assert bad == []
+
+
 # ------------------------------------------------------------------------- old paths still work
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from udaseg.apps.ablation import LABELS, PAPER_ORDER, SUMMARY_COLUMNS, THIN, row_label, row_names, summarise, summary_cells
+from udaseg.reporting.ablation_tables import LABELS, PAPER_ORDER, SUMMARY_COLUMNS, THIN, row_label, row_names, summarise, summary_cells
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.reporting.report import _CSS, _fig_png, _figure, _img_tag
