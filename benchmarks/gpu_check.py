@@ -232,8 +232,7 @@ def run_stage(cfg: dict, run_dir: Path, warmup: int) -> dict:
     _timed(t, "save", calls, sync)
     _timed(t, "_validate", calls, sync)
     if warmup:
-        t.train(stop_at=warmup)
-        t.start_iter = warmup  # train() continues from start_iter; its loaders simply go on
+        t.train(stop_at=warmup)  # a second train() continues from there
     sync()
     if cuda:
         torch.cuda.reset_peak_memory_stats(t.device)

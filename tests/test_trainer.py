@@ -68,6 +68,17 @@ def test_exact_resume_after_interruption(bench, tmp_path, single_thread):
     assert iters == [1, 2, 3, 4, 5, 6]
 
 
+def test_train_after_stop_at_continues_where_it_paused(bench, tmp_path, single_thread):
+    """train(stop_at=k) then train() in the same process is the uninterrupted run (gpu_check's
+    untimed warm-up, then the timed part)."""
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=5", "train.checkpoint_every=0", "train.val_every=0"])
+    full = Trainer(cfg, tmp_path / "full", progress=False).train()
+    t = Trainer(cfg, tmp_path / "paused", progress=False)
+    assert t.train(stop_at=2) == {"last": None, "iter": 2} and t.start_iter == 2
+    assert t.train()["iter"] == 5
+    _assert_same_state(load_checkpoint(full["last"]), load_checkpoint(tmp_path / "paused" / "checkpoints" / "last.pt"))
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(bench, tmp_path, single_thread):
     """A real kill -9 of `udaseg train` at an arbitrary moment, then --resume."""
     # long enough that the kill lands well before the end however fast the machine is

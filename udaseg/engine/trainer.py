@@ -468,7 +468,8 @@ class Trainer:
 
     def train(self, stop_at: int | None = None) -> dict:
         """Run to ``train.iters`` (or stop after iteration ``stop_at``, as a kill would, without a
-        final checkpoint). Returns {"last": path, "best": path or None, "best_miou", "iter"}."""
+        final checkpoint; calling ``train`` again continues from there, the loaders going on).
+        Returns {"last": path, "best": path or None, "best_miou", "iter"}."""
         tc = self.cfg["train"]
         total = tc["iters"]
         it = self.start_iter
@@ -504,6 +505,7 @@ class Trainer:
             if stop_at is not None and it >= stop_at:
                 if bar is not None:
                     bar.close()
+                self.start_iter = it
                 return {"last": None, "iter": it}
             if tc["val_every"] and it % tc["val_every"] == 0 and it < total:
                 self._validate(it)
