@@ -44,6 +44,37 @@ def test_report_holds_tables_charts_curves_and_grid(report):
     assert grid.count("<img") == 2 * (2 + 3 + 3)
 
 
+def test_report_takes_the_callers_results_instead_of_evaluating_again(runs, tmp_path, monkeypatch):
+    """The demo job has just evaluated its runs: the report shows those figures, evaluating only
+    the runs it was given no result for."""
+    import udaseg.engine.eval_checkpoints as ec
+
+    evaluated, real = [], ec.evaluate_state
+    monkeypatch.setattr(ec, "evaluate_state", lambda state, cfg, path, **kw: evaluated.append(path) or real(state, cfg, path, **kw))
+    first = write_report(runs[:2], tmp_path / "a.html", num_images=1)
+    assert len(evaluated) == 2
+    from udaseg.reporting import report as rep
+
+    again = []
+    monkeypatch.setattr(ec, "evaluate_state", lambda state, cfg, path, **kw: again.append(path) or real(state, cfg, path, **kw))
+    baseline = real(*_state_and_cfg(runs[0]))[0]
+    rep.write_report(runs[:2], tmp_path / "b.html", num_images=1, results=[baseline, None])
+    assert len(again) == 1 and again[0].parent.parent == runs[1]  # only the run without a result
+    assert f"{100 * baseline.main_miou:.1f}" in (tmp_path / "b.html").read_text()
+    assert first.read_text().count("<table") == (tmp_path / "b.html").read_text().count("<table")
+    with pytest.raises(ValueError, match="1 results for 2 runs"):
+        rep.write_report(runs[:2], tmp_path / "c.html", results=[baseline])
+
+
+def _state_and_cfg(run_dir):
+    from udaseg.engine.checkpoint import load_checkpoint
+    from udaseg.engine.eval_checkpoints import evaluation_config
+
+    path = run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    return state, evaluation_config(state, path), path
+
+
 def test_report_is_self_contained(report):
     text = report.read_text()
     srcs = re.findall(r'src="([^"]*)"', text)

@@ -91,7 +91,7 @@ def run_demo(data_dir="data/demo", run_dir="runs/demo", *, seed: int = 0, method
             f"loss): {100 * gain:+.1f} — the part of the gain the method itself earns")
     report_path = None
     if report:
-        report_path = _write_report(run_dir, list(runs), log)
+        report_path = _write_report(run_dir, list(runs), [results[n] for n in runs], log)
     log(f"runs: {run_dir}   TensorBoard: tensorboard --logdir {run_dir}")
     return {"results": results, "run_dir": run_dir, "report": report_path, "checkpoints": runs}
 
@@ -105,12 +105,12 @@ def _evaluate_checkpoint(ckpt, cfg):
     return evaluate_model(load_segmentor(state, device), cfg, device, build_val_loader(cfg))
 
 
-def _write_report(run_dir: Path, names, log):
+def _write_report(run_dir: Path, names, results, log):
     try:
         from udaseg.reporting.report import write_report
     except ImportError:
         return None
     out = run_dir / "report.html"
-    write_report([run_dir / n for n in names], out)
+    write_report([run_dir / n for n in names], out, results=results)  # evaluated above: not again
     log(f"report: {out}")
     return out

@@ -402,13 +402,15 @@ img.plot{max-width:100%}
 
 def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, checkpoint: str = "last",
                  device: str | None = None, title: str | None = None, thumb_width: int | None = None,
-                 log=None) -> Path:
+                 log=None, results=None) -> Path:
     """Evaluate each run's ``checkpoint`` on its target val split and write the HTML report.
 
     run_dirs: run directories, the baseline (source-only) first — differences are to it.
     data_root: the target val root when it moved since training (else each run's config).
     num_images: rows of the qualitative grid (spread over the val split). device: e.g. "cpu"
-    (default: each run's ``train.device``). Returns the path written.
+    (default: each run's ``train.device``). results: the runs' EvalResults on that split with
+    the config's eval settings, where the caller already has them (the demo job), in run order;
+    None (or a None entry) evaluates. Returns the path written.
     """
     from udaseg.engine.checkpoint import load_checkpoint
     from udaseg.engine.eval_checkpoints import evaluate_state, evaluation_config
@@ -427,13 +429,18 @@ def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, che
             r.name = f"{r.name} ({seen[r.name]})"
     overrides = [f"train.device={device}"] if device else []
     dataset, indices, preds, val_desc = None, [], [], ""
-    for r in runs:
+    if results is not None and len(results) != len(runs):
+        raise ValueError(f"write_report: {len(results)} results for {len(runs)} runs")
+    for i, r in enumerate(runs):
         state = load_checkpoint(r.checkpoint)
         cfg = evaluation_config(state, r.checkpoint, overrides, data_root=data_root)
         r.iteration = int(state.get("iteration", -1))
         dev = resolve_device(cfg["train"]["device"])
         model = load_segmentor(state, dev)
-        r.result, settings, _ = evaluate_state(state, cfg, r.checkpoint, model=model)
+        if results is not None and results[i] is not None:
+            r.result, settings = results[i], {"flip": cfg["eval"]["flip"], "scales": list(cfg["eval"]["scales"])}
+        else:
+            r.result, settings, _ = evaluate_state(state, cfg, r.checkpoint, model=model)
         del state
         if dataset is None:  # the first run's val split is the grid's
             dataset = build_val_loader(cfg).dataset
