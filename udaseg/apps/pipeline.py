@@ -34,8 +34,8 @@ def demo_config(method: str, data_dir: Path, seed: int, overrides=()) -> dict:
 
 
 # The demo's schedule: (stage-1 source-only, stage-2 adaptation) iterations, and no periodic
-# validation (the final evaluation on val is the job's output). configs/demo: 2000 + 600.
-DEMO_ITERS = (600, 200)
+# validation (the final evaluation on val is the job's output). configs/demo: 3000 + 600.
+DEMO_ITERS = (500, 200)
 DEMO_SCHEDULE = ("train.val_every=0",)
 
 
