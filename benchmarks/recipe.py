@@ -4,6 +4,7 @@
     python benchmarks/recipe.py --recipe sgd=train.optimizer=sgd,train.lr=0.01 --seeds 0
     python benchmarks/recipe.py --recipe demo --runs target_only          # only the oracle
 Writes <out>/recipe.json (per run) and <out>/RECIPE.md (mean ± std, targets met); re-running resumes.
+--publish DIR also writes both there after each run (benchmarks/results/recipe_v2: commit as they come).
 """
 import argparse
 import sys
@@ -19,6 +20,7 @@ def main(argv=None):
     p.add_argument("--recipe", action="append", required=True, metavar="NAME[=key=value,...]",
                    help="a recipe: config overrides of configs/demo (repeatable)")
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
+    p.add_argument("--publish", metavar="DIR", help="also write recipe.json + RECIPE.md here after each run")
     args = p.parse_args(argv)
     try:
         recipes = [parse_recipe(t) for t in args.recipe]
@@ -28,7 +30,7 @@ def main(argv=None):
     if not set(runs) <= set(RUNS):
         p.error(f"--runs: unknown {sorted(set(runs) - set(RUNS))}; choose from {', '.join(RUNS)}")
     summary = run_recipes(recipes, args.data, args.out, [int(s) for s in args.seeds.split(",")], runs,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), publish_dir=args.publish)
     print(format_markdown(summary))
 
 

@@ -194,7 +194,7 @@ def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path
 def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_path):
     recipe = "tiny=" + ",".join(["train.iters=2", "data.target.transforms.resize=[128,64]", *TINY])
     cmd = [sys.executable, "benchmarks/recipe.py", "--data", str(tiny_demo), "--out", str(tmp_path), "--seeds", "0",
-           "--recipe", recipe]
+           "--recipe", recipe, "--publish", str(tmp_path / "pub")]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr[-2000:]
     rec = json.loads((tmp_path / "recipe.json").read_text())
@@ -204,6 +204,8 @@ def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_pat
     assert cfg["model"]["input_norm"] == "per_image" and cfg["data"]["target"]["transforms"]["resize"] == [128, 64]
     assert cfg["data"]["target"]["transforms"]["hflip"] == 0.5  # a key below transforms merges, never replaces
     assert "| tiny |" in (tmp_path / "RECIPE.md").read_text()
+    assert (tmp_path / "pub" / "RECIPE.md").read_text() == (tmp_path / "RECIPE.md").read_text()
+    assert json.loads((tmp_path / "pub" / "recipe.json").read_text()) == rec
 
 
 def test_demo_job_runs_its_short_schedule_end_to_end(tiny_demo, tmp_path):

@@ -55,7 +55,9 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 
 
 def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_dir="runs/recipe",
-                seeds=(0, 1, 2), runs=RUNS, progress=False, log=print) -> dict:
+                seeds=(0, 1, 2), runs=RUNS, progress=False, log=print, publish_dir=None) -> dict:
+    """Run what is missing, then summarise; ``publish_dir``: recipe.json and RECIPE.md are also
+    written there after every run (a tracked folder, to commit results as they come)."""
     from udaseg.apps.ablation import evaluate_checkpoint
     from udaseg.apps.pipeline import demo_config
     from udaseg.benchmark.writer import demo_is_complete
@@ -89,9 +91,19 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
                 results["runs"][key] = rec
                 atomic_write_json(path, results)
                 log(f"  val mIoU {100 * rec['val']['miou']:.1f} ({rec['seconds']:.0f} s)")
+                if publish_dir is not None:
+                    publish(results, Path(publish_dir))
     summary = summarise(results)
     atomic_write_text(out_dir / "RECIPE.md", format_markdown(summary))
+    if publish_dir is not None:
+        publish(results, Path(publish_dir))
     return summary
+
+
+def publish(results: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "recipe.json", results)
+    atomic_write_text(folder / "RECIPE.md", format_markdown(summarise(results)))
 
 
 def _stats(values: list[float]) -> dict:
