@@ -173,7 +173,9 @@ def no_thread_env(monkeypatch):
     return monkeypatch
 
 
-def _fake_cores(monkeypatch, n_cores, busy):
+def _fake_cores(monkeypatch, n_cores, busy, limit=None):
+    """``n_cores`` in this process's affinity mask, ``busy`` of them busy, a cgroup quota of
+    ``limit`` CPUs (None: none, whatever this machine's /sys/fs/cgroup says)."""
     seen = []
 
     def fake_busy(cores, interval=0.25):
@@ -182,6 +184,7 @@ def _fake_cores(monkeypatch, n_cores, busy):
 
     monkeypatch.setattr(dd.os, "sched_getaffinity", lambda pid: set(range(n_cores)), raising=False)
     monkeypatch.setattr(dd, "busy_cores", fake_busy)
+    monkeypatch.setattr(dd, "_cgroup_cpu_limit", lambda: limit)
     return seen
 
 
@@ -241,6 +244,59 @@ def test_auto_threads_without_sched_getaffinity_use_cpu_count(no_thread_env):
     no_thread_env.setattr(dd.os, "cpu_count", lambda: 6)
     assert dd.resolve_threads("auto", CPU) == 5  # 6 - 0.7 = 5.3
     assert seen == [set(range(6))]
+
+
+@pytest.mark.parametrize("cores,busy,limit,world,expected", [
+    (16, 3.0, 2, None, 2),  # a --cpus=2 container on a 16-core host: the host's busy cores are not its quota
+    (16, 0.0, 4, "2", 2),  # two processes of one torchrun share the quota
+    (16, 15.0, 4, None, 1),  # the free cores still cap it
+    (2, 0.0, 8, None, 2),  # a quota above the affinity mask changes nothing
+])
+def test_auto_threads_respect_a_cgroup_cpu_quota(no_thread_env, cores, busy, limit, world, expected):
+    if world is not None:
+        no_thread_env.setenv("LOCAL_WORLD_SIZE", world)
+    _fake_cores(no_thread_env, cores, busy, limit)
+    assert dd.resolve_threads("auto", CPU) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("max 100000\n", None),  # no quota
+    ("200000 100000\n", 2),
+    ("150000 100000\n", 2),  # 1.5 CPUs: rounded up
+    ("50000 100000\n", 1),
+    ("garbage\n", None),
+    ("", None),
+    (None, None),  # no file (cgroup v1, not Linux)
+])
+def test_cgroup_cpu_limit_reads_cpu_max(tmp_path, monkeypatch, text, expected):
+    path = tmp_path / "cpu.max"
+    if text is not None:
+        path.write_text(text)
+    monkeypatch.setattr(dd, "CGROUP_CPU_MAX", str(path))
+    assert dd._cgroup_cpu_limit() == expected
+
+
+def test_resume_keeps_the_thread_count_auto_resolved_to_at_the_start(bench, tmp_path, no_thread_env):
+    """train.threads=auto is measured when a run starts; a resume on a busier machine keeps the
+    first count (another count sums floats in another order), an explicit integer still wins."""
+    from udaseg.engine.checkpoint import load_checkpoint
+
+    cfg = tiny_config(bench, ["train.iters=2", "train.val_every=0", "train.checkpoint_every=1"])
+    _fake_cores(no_thread_env, 2, 0.0)  # a quiet 2-core machine: auto = 2
+    Trainer(cfg, tmp_path, progress=False).train(stop_at=2)  # last.pt at iteration 1
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["resolved"]["threads"] == 2
+    _fake_cores(no_thread_env, 2, 1.0)  # busier now: auto would be 1
+    assert dd.resolve_threads("auto", CPU) == 1
+    t = Trainer(cfg, tmp_path, resume=True, progress=False)
+    assert t.start_iter == 1 and t.resolved["threads"] == 2 and torch.get_num_threads() == 2
+    assert json.loads((tmp_path / "meta.json").read_text())["resolved"]["threads"] == 2
+    assert "train.threads=auto: keeping the checkpoint's 2 thread(s) (measured now: 1)" in (
+        tmp_path / "train.log").read_text()
+    t.train()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["resolved"]["threads"] == 2
+    explicit = tiny_config(bench, ["train.iters=2", "train.val_every=0", "train.checkpoint_every=1", "train.threads=1"])
+    t = Trainer(explicit, tmp_path, resume=True, progress=False)
+    assert t.resolved["threads"] == 1 and torch.get_num_threads() == 1
 
 
 PROC_STAT = """\

@@ -2,6 +2,7 @@
 accident, resume refuses a changed config, failures name only checkpoints worth resuming, and
 bad values or loader-worker errors give one clear line."""
 import json
+import re
 
 import pytest
 import torch
@@ -74,6 +75,44 @@ def test_orphan_temp_files_of_an_interrupted_write_are_removed_at_start(bench, t
     Trainer(tiny_config(bench, TINY), tmp_path, resume=True, progress=False)
     assert not orphan.exists()
     assert "removed 1 temp file(s) of an interrupted write: .last.pt.abc123.tmp" in (tmp_path / "train.log").read_text()
+
+
+def test_resume_with_another_validate_on_starts_a_new_best(bench, tmp_path):
+    """validate_on is resume-safe, but a dev mIoU is not compared with the val best."""
+    val = ["train.iters=3", "train.val_every=1", "train.checkpoint_every=1"]
+    Trainer(tiny_config(bench, val), tmp_path, progress=False).train(stop_at=2)  # last.pt at 1, after its val
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert state["best"]["split"] == "val" and state["best"]["iter"] == 1
+    # a checkpoint from before the split was stored (so: val), whose val best no mIoU here reaches
+    state["best"] = {"miou": 0.99, "iter": 1}
+    torch.save(state, last)
+    assert Trainer(tiny_config(bench, val), tmp_path, resume=True, progress=False).best == {
+        "miou": 0.99, "iter": 1, "split": "val"}  # the same split keeps its best
+    dev = [*val, "train.validate_on=dev", f"data.dev.root={bench}/cs", "data.dev.split=val",
+           "data.dev.transforms={resize_image: [32, 16]}"]  # the val images stand in for a dev split
+    t = Trainer(tiny_config(bench, dev), tmp_path, resume=True, progress=False)
+    assert t.best == {"miou": -1.0, "iter": None, "split": "dev"}
+    assert "train.validate_on changed from val to dev: the best checkpoint starts again (the val best was 99.00" \
+        in (tmp_path / "train.log").read_text()
+    out = t.train()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    dev_vals = [r for r in records if r["kind"] == "val" and r["split"] == "dev"]
+    assert [r["iter"] for r in dev_vals] == [2, 3]
+    best = max(dev_vals, key=lambda r: r["mIoU19"])
+    assert t.best == {"miou": pytest.approx(best["mIoU19"]), "iter": best["iter"], "split": "dev"}
+    assert load_checkpoint(out["best"])["best"]["split"] == "dev"
+
+
+def test_a_missing_validation_split_fails_at_the_start_naming_its_folder(bench, tmp_path):
+    from udaseg.data.io import DatasetError
+
+    missing = tmp_path / "no_dev_here"
+    over = ["train.iters=1", "train.checkpoint_every=0", "train.validate_on=dev", f"data.dev.root={missing}"]
+    with pytest.raises(DatasetError, match=f"Cityscapes root: folder {re.escape(str(missing))} not found"):
+        Trainer(tiny_config(bench, [*over, "train.val_every=1000"]), tmp_path / "a", progress=False)
+    # a run that never validates needs no validation split
+    Trainer(tiny_config(bench, [*over, "train.val_every=0"]), tmp_path / "b", progress=False)
 
 
 def _poison_at(t, iteration):

@@ -70,13 +70,28 @@ def test_exact_resume_after_interruption(bench, tmp_path, single_thread):
 
 def test_train_after_stop_at_continues_where_it_paused(bench, tmp_path, single_thread):
     """train(stop_at=k) then train() in the same process is the uninterrupted run (gpu_check's
-    untimed warm-up, then the timed part)."""
-    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=5", "train.checkpoint_every=0", "train.val_every=0"])
+    untimed warm-up, then the timed part), with the validation, checkpoint and snapshot of
+    iteration k that stopping skipped (as a kill would) run when training continues."""
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=4", "train.checkpoint_every=2", "train.val_every=2",
+                              "train.keep_every=2"])
     full = Trainer(cfg, tmp_path / "full", progress=False).train()
     t = Trainer(cfg, tmp_path / "paused", progress=False)
     assert t.train(stop_at=2) == {"last": None, "iter": 2} and t.start_iter == 2
-    assert t.train()["iter"] == 5
-    _assert_same_state(load_checkpoint(full["last"]), load_checkpoint(tmp_path / "paused" / "checkpoints" / "last.pt"))
+    ckpts = tmp_path / "paused" / "checkpoints"
+    assert not ckpts.exists() or not list(ckpts.iterdir())  # stopped as a kill: nothing of iteration 2 yet
+    paused = t.train()
+    assert paused["iter"] == 4
+    _assert_same_state(load_checkpoint(full["last"]), load_checkpoint(paused["last"]))
+
+    def records(run):
+        lines = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["kind"], r["iter"], r.get("mIoU19")) for r in lines]
+
+    assert records("paused") == records("full")
+    assert [r[1] for r in records("full") if r[0] == "val"] == [2, 4]
+    assert full["best"] is not None and paused["best"] is not None and paused["best_miou"] == full["best_miou"]
+    assert load_checkpoint(paused["best"])["best"] == load_checkpoint(full["best"])["best"]
+    assert sorted(p.name for p in ckpts.iterdir()) == sorted(p.name for p in (tmp_path / "full" / "checkpoints").iterdir())
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(bench, tmp_path, single_thread):

@@ -22,11 +22,14 @@ the resolved value is written to the run's ``meta.json``:
   run it 1.7× *slower* than 1 (torch's threads wait on each other whenever one is descheduled).
   Processes launched together on one machine (torchrun's ``LOCAL_WORLD_SIZE``) share its cores.
   An ``OMP_NUM_THREADS`` set in the environment is the user's choice and wins over ``auto``
-  (torchrun sets it to 1). On CUDA the CPU threads hardly matter and torch's default is kept.
-  The thread count changes float summation order: bit-exact resume needs the same count (set it).
+  (torchrun sets it to 1). A cgroup v2 CPU quota (``/sys/fs/cgroup/cpu.max``: a container's
+  ``--cpus``) caps the count too. On CUDA the CPU threads hardly matter and torch's default is kept.
+  The thread count changes float summation order, so a resumed run keeps the count ``auto``
+  resolved to when the run started (recorded in its checkpoint; the trainer applies it).
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -95,6 +98,23 @@ def busy_cores(cores, interval: float = 0.25) -> float:
     return len(cores) * (b[0] - a[0]) / (b[1] - a[1])
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def _cgroup_cpu_limit() -> int | None:
+    """The CPUs a cgroup v2 quota allows (``"200000 100000"`` -> 2, rounded up), or None where
+    there is no quota (``"max ..."``) or no readable file. The affinity mask of a container
+    limited by ``--cpus`` still lists all the host's cores."""
+    try:
+        quota, period = open(CGROUP_CPU_MAX).read().split()[:2]
+        if quota == "max":
+            return None
+        quota, period = int(quota), int(period)
+    except (OSError, ValueError):
+        return None
+    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
+
+
 def resolve_threads(value, device: torch.device) -> int:
     """The intra-op thread count for ``train.threads`` (``auto`` resolved for ``device``)."""
     if value != "auto":
@@ -107,8 +127,14 @@ def resolve_threads(value, device: torch.device) -> int:
         cores = os.sched_getaffinity(0)
     except AttributeError:  # not Linux
         cores = set(range(os.cpu_count() or 1))
-    per_process = len(cores) / max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-    return max(1, int(per_process - busy_cores(cores) + 0.5))
+    world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    free = len(cores) / world - busy_cores(cores)
+    # The quota caps the count, but is not lowered by the busy cores: in a container /proc/stat
+    # counts the host's processes, which use the host's cores, not this cgroup's quota.
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        free = min(free, limit / world)
+    return max(1, int(free + 0.5))
 
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}

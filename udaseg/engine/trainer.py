@@ -116,7 +116,9 @@ class Trainer:
 
         self.start_iter = 0
         self.config_changes = {}
-        self.best = {"miou": -1.0, "iter": None}
+        self._paused_at = None  # where train(stop_at) returned, that iteration's periodic actions not run
+        # the split is part of the best: validate_on is resume-safe, and a dev mIoU is no match for a val one
+        self.best = {"miou": -1.0, "iter": None, "split": tc["validate_on"]}
         check_self_training_config(cfg["self_training"], self.method)
         restored = load_checkpoint(last) if resume and last.is_file() else None
         if restored is not None:
@@ -199,6 +201,8 @@ class Trainer:
             tgt = build_split(cfg["data"]["target"], k, seed + 1, with_labels=m.uses_target_labels)
             self.loaders["target"] = self._loader(tgt, bs, seed + 1)
         self._iters = {name: iter(loader) for name, loader in self.loaders.items()}
+        if cfg["train"]["val_every"]:  # now, so a missing val / dev split fails at the start, not hours in
+            self._val_loader = build_val_loader(cfg, self.dist, cfg["train"]["validate_on"])
 
     def _loader(self, ds, batch_size: int, seed: int, sampler=None) -> DataLoader:
         sampler = sampler or InfiniteBatchSampler(len(ds), batch_size, seed=seed, start_batch=self.start_iter,
@@ -274,13 +278,27 @@ class Trainer:
                               f"--allow-config-change to continue with the new values; the change is recorded in "
                               f"history.jsonl)")
         self.config_changes = {k: list(v) for k, v in changes.items()}
+        threads = (state.get("resolved") or {}).get("threads")
+        if self.cfg["train"]["threads"] == "auto" and threads is not None and threads != self.resolved["threads"]:
+            # auto is re-measured at each start, and another count changes float summation: the
+            # resumed run keeps the count it started with (an integer train.threads still wins)
+            torch.set_num_threads(threads)
+            self.notes.append(f"train.threads=auto: keeping the checkpoint's {threads} thread(s) (measured now: "
+                              f"{self.resolved['threads']}) so the resume is exact; set an integer to change it")
+            self.resolved["threads"] = threads
         self.model.load_state_dict(state["segmentor"])
         self.discs.load_state_dict(state["discriminators"])
         self.opt_g.load_state_dict(state["opt_g"])
         if self.opt_d is not None:
             self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
-        self.best = dict(state["best"])
+        split, old = self.cfg["train"]["validate_on"], dict(state["best"])
+        old.setdefault("split", "val")  # checkpoints from before the key: validate_on was val
+        if old["split"] == split:
+            self.best = old
+        elif old["iter"] is not None:  # the new split's first validation writes best.pt again
+            self.notes.append(f"train.validate_on changed from {old['split']} to {split}: the best checkpoint starts "
+                              f"again (the {old['split']} best was {100 * old['miou']:.2f} mIoU at iteration {old['iter']})")
         self.start_iter = int(state["iteration"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
@@ -466,13 +484,28 @@ class Trainer:
     def _next_batches(self) -> dict:
         return {name: next(it) for name, it in self._iters.items()}
 
+    def _after_iteration(self, it: int) -> None:
+        """The periodic actions that follow iteration ``it``'s step (and its log record)."""
+        tc = self.cfg["train"]
+        if tc["val_every"] and it % tc["val_every"] == 0 and it < tc["iters"]:
+            self._validate(it)
+        if tc["checkpoint_every"] and it % tc["checkpoint_every"] == 0 and it < tc["iters"]:
+            self.save(LAST, it)
+            barrier(self.dist)
+        if tc["keep_every"] and it % tc["keep_every"] == 0:
+            self.save_snapshot(it)
+
     def train(self, stop_at: int | None = None) -> dict:
-        """Run to ``train.iters`` (or stop after iteration ``stop_at``, as a kill would, without a
-        final checkpoint; calling ``train`` again continues from there, the loaders going on).
+        """Run to ``train.iters`` (or stop after iteration ``stop_at``'s step, as a kill would:
+        without that iteration's validation, checkpoint or snapshot; calling ``train`` again on
+        this trainer runs them, then continues, the loaders going on: the uninterrupted run).
         Returns {"last": path, "best": path or None, "best_miou", "iter"}."""
         tc = self.cfg["train"]
         total = tc["iters"]
         it = self.start_iter
+        if self._paused_at == it:  # what stop_at skipped (not on resume: last.pt was written after them)
+            self._after_iteration(it)
+        self._paused_at = None
         bs, world = self.batch_size, self.dist.world_size
         self.logger.text(f"start {self.method.name} at iteration {it}/{total} on {self.device} (world size {world}); "
                          f"batch per domain: {bs} per process x {world} process(es) = {bs * world} global; "
@@ -505,15 +538,9 @@ class Trainer:
             if stop_at is not None and it >= stop_at:
                 if bar is not None:
                     bar.close()
-                self.start_iter = it
+                self.start_iter = self._paused_at = it
                 return {"last": None, "iter": it}
-            if tc["val_every"] and it % tc["val_every"] == 0 and it < total:
-                self._validate(it)
-            if tc["checkpoint_every"] and it % tc["checkpoint_every"] == 0 and it < total:
-                self.save(LAST, it)
-                barrier(self.dist)
-            if tc["keep_every"] and it % tc["keep_every"] == 0:
-                self.save_snapshot(it)
+            self._after_iteration(it)
         if bar is not None:
             bar.close()
         result = self._validate(it) if tc["val_every"] else None
@@ -542,7 +569,7 @@ class Trainer:
                              "predicted_fractions": d["predicted_fractions"]})
             self.logger.text(f"{self.cfg['train']['validate_on']} @ {it}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.miou.items()))
         if result.main_miou > self.best["miou"]:  # on every rank, so all keep the same best
-            self.best = {"miou": result.main_miou, "iter": it}
+            self.best = {"miou": result.main_miou, "iter": it, "split": self.cfg["train"]["validate_on"]}
             self.save(BEST, it)  # written by rank 0
         barrier(self.dist)
         return result
