@@ -73,6 +73,16 @@ def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_r
     return changed
 
 
+def config_digest(cfg: dict) -> str:
+    """A short fingerprint of the keys of ``cfg`` that change the result (not the resume-safe
+    ones): two configs with the same digest train the same weights. Study results store it per
+    run, so a result of an older recipe is never taken for the current one's."""
+    import hashlib
+
+    items = sorted((k, v) for k, v in _flatten(cfg).items() if not k.startswith(RESUME_SAFE_KEYS))
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def describe_changes(changes: dict) -> str:
     return "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
 

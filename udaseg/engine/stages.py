@@ -5,6 +5,7 @@ import copy
 from pathlib import Path
 
 from udaseg.engine.checkpoint import load_checkpoint
+from udaseg.engine.run_dir import RunDirError, config_changes, describe_changes
 from udaseg.engine.trainer import LAST, Trainer
 
 
@@ -41,7 +42,7 @@ def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progre
             stage_cfg = copy.deepcopy(stage_cfg)
             stage_cfg["train"]["init_from"] = str(init_from)
         last = stage_dir / "checkpoints" / LAST
-        if resume and _finished(last, stage_cfg["train"]["iters"]):
+        if resume and _finished(last, stage_cfg, allow_config_change):
             results[sub or "main"] = {"last": last, "skipped": True}
         else:
             trainer = Trainer(stage_cfg, stage_dir, resume=resume, progress=progress, overwrite=overwrite,
@@ -51,7 +52,19 @@ def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progre
     return results
 
 
-def _finished(last: Path, iters: int) -> bool:
+def _finished(last: Path, cfg: dict, allow_config_change: bool = False) -> bool:
+    """Whether ``last`` is a finished run of ``cfg``. A finished run of another config (a key that
+    changes the result differs: an older recipe, another weight) is refused, not taken for this
+    one's result — unless ``allow_config_change``."""
     if not last.is_file():
         return False
-    return int(load_checkpoint(last)["iteration"]) >= iters
+    state = load_checkpoint(last)
+    if int(state["iteration"]) < cfg["train"]["iters"]:
+        return False
+    changes = config_changes(state.get("config", {}), cfg)
+    if changes and not allow_config_change:
+        run_dir = last.parent.parent
+        raise RunDirError(f"{run_dir} holds a finished run of another config ({describe_changes(changes)}); "
+                          f"remove that folder to train this config there, or choose "
+                          f"another run directory")
+    return True
