@@ -18,9 +18,6 @@ def main(argv=None):
     p.add_argument("--out", help="run folder (default runs/ablation, or runs/ablation_quick with --quick)")
     p.add_argument("--quick", action="store_true", help="every schedule 10x shorter: checks that all rows run")
     p.add_argument("--publish", metavar="DIR", help="also write ablation.json + ABLATION.md here after each seed")
-    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
-                   help="a folder of finished runs (e.g. the dev grid's): one with the same config stands in "
-                        "for an ablation run instead of training it again (repeatable)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--probe", action="append", default=[], metavar="NAME=METHOD[,key=value,...]",
                    help="an extra adaptation run per seed from the same stage-1 checkpoint (repeatable)")
@@ -32,8 +29,7 @@ def main(argv=None):
         p.error(str(exc))
     out = args.out or ("runs/ablation_quick" if args.quick else "runs/ablation")
     summary = run_ablation(args.data, out, [int(s) for s in args.seeds.split(",")], args.overrides,
-                           progress=sys.stderr.isatty(), probes=probes, quick=args.quick, publish_dir=args.publish,
-                           reuse=args.reuse)
+                           progress=sys.stderr.isatty(), probes=probes, quick=args.quick, publish_dir=args.publish)
     from udaseg.apps.ablation import format_markdown
 
     print(format_markdown(summary))

@@ -1,22 +1,21 @@
 """Choose each demo method's loss weight on the labelled target dev split (udaseg/apps/dev_grid.py).
 
-    python benchmarks/dev_grid.py --stage1 runs/recipe/R/seed0/source_only/checkpoints/last.pt \
-        --publish benchmarks/results/dev_grid
-    python benchmarks/dev_grid.py --methods adaptsegnet,minent train.iters=50   # a subset, shorter
+    python benchmarks/dev_grid.py --publish benchmarks/results/dev_grid    # seed 3, its own stage-1 run
+    python benchmarks/dev_grid.py --out runs/grid_check --methods adaptsegnet,minent train.iters=50   # a check
 Writes <out>/grid.json (per run) and <out>/GRID.md (the table, chosen values in bold); re-running
 resumes. A method that inherits another's weights (fgd_ent from fada, ...) runs once they are chosen.
 """
 import argparse
 import sys
 
-from udaseg.apps.dev_grid import GRID, format_markdown, run_grid
+from udaseg.apps.dev_grid import GRID, GRID_SEED, format_markdown, run_grid
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/demo")
     p.add_argument("--out", default="runs/dev_grid")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=GRID_SEED, help="default %(default)s: not one of the ablation's seeds")
     p.add_argument("--methods", default=",".join(GRID), help="comma-separated subset")
     p.add_argument("--stage1", help="source-only checkpoint to adapt from (default: trained into <out>/source_only)")
     p.add_argument("--publish", metavar="DIR", help="also write grid.json + GRID.md here after each run")

@@ -176,20 +176,6 @@ def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert again.returncode == 0 and "dev grid:" not in again.stdout  # resumed: nothing left to run
 
-    # the ablation reuses a grid run of the very same config instead of training it again
-    from udaseg.apps.ablation import identical_finished_run
-    from udaseg.apps.pipeline import demo_config
-
-    stage1 = tmp_path / "source_only" / "checkpoints" / "last.pt"
-    run = grid["runs"]["fada/lambda_adv=0.1"]
-    cfg = demo_config("fada", tiny_demo, 0, ["train.iters=2", *TINY, "train.pretrain_iters=0", *run["overrides"]])
-    cfg["train"]["init_from"] = str(stage1)
-    assert identical_finished_run(cfg, [tmp_path]) == tmp_path / "fada" / "lambda_adv=0.1" / "checkpoints" / "last.pt"
-    cfg["method"]["lambda_adv"] = 0.05  # a weight no grid run had
-    assert identical_finished_run(cfg, [tmp_path]) is None
-    cfg["method"]["lambda_adv"], cfg["train"]["iters"] = 0.1, 3  # longer than the grid's runs
-    assert identical_finished_run(cfg, [tmp_path]) is None
-
 
 def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_path):
     recipe = "tiny=" + ",".join(["train.iters=2", "data.target.transforms.resize=[128,64]", *TINY])

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from udaseg.config import split_override_list
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
+from udaseg.engine.run_dir import config_digest
 from udaseg.reporting.ablation_tables import (  # noqa: F401  (the tables' names, as before the split)
     LABELS, PAPER_ORDER, ROW_ORDER, SUMMARY_COLUMNS, THIN, format_markdown, row_label, row_names, summarise,
     summary_cells)
@@ -56,43 +57,24 @@ def quick_overrides(data_dir: Path, overrides=()) -> dict[str, list[str]]:
     return out
 
 
-def identical_finished_run(cfg: dict, folders) -> Path | None:
-    """The last checkpoint of a finished run under ``folders`` (any depth) whose config equals
-    ``cfg`` in every key that changes the result (run_dir.config_changes; the stage-1 checkpoint
-    compared as a resolved path), or None. So a dev-grid run at the chosen weights serves as the
-    ablation's run of that method and seed instead of being trained twice."""
-    import yaml
-
-    from udaseg.engine.checkpoint import load_checkpoint
-    from udaseg.engine.run_dir import config_changes
-
-    def norm(c: dict) -> dict:
-        c = json.loads(json.dumps(c))
-        if c["train"].get("init_from"):
-            c["train"]["init_from"] = str(Path(c["train"]["init_from"]).resolve())
-        return c
-
-    want = norm(cfg)
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("config.yaml")):
-            last = path.parent / "checkpoints" / "last.pt"
-            try:
-                have = norm(yaml.safe_load(path.read_text()))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                continue
-            if last.is_file() and not config_changes(have, want) and \
-                    int(load_checkpoint(last)["iteration"]) >= cfg["train"]["iters"]:
-                return last
-    return None
+def check_measured(results: dict, key: str, cfg: dict, path) -> bool:
+    """Whether ``key`` is already measured — with this config: a result of another config (an
+    older recipe, other weights, a file from before digests were kept) is refused, naming it."""
+    run = results["runs"].get(key)
+    if run is None:
+        return False
+    if run.get("config_digest") != config_digest(cfg):
+        raise ValueError(f"{path}: {key} was measured with another config than the current one (an older "
+                         f"recipe or other weights); write this study to another folder (--out)")
+    return True
 
 
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
                  log=print, probes: list[tuple[str, str, list[str]]] = (), quick: bool = False,
-                 publish_dir=None, reuse=()) -> dict:
+                 publish_dir=None) -> dict:
     """Runs what is missing, then summarises. ``quick``: every schedule ``QUICK_DIVISOR`` times
     shorter. ``publish_dir``: after each finished seed, ablation.json and ABLATION.md are also
-    written there (a tracked folder, to commit results per seed as they come). ``reuse``:
-    folders whose finished runs of an identical config stand in for a run (the dev grid's)."""
+    written there (a tracked folder, to commit results per seed as they come)."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
     from udaseg.engine.stages import run_training
     from udaseg.apps.pipeline import demo_config
@@ -125,23 +107,21 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
                                                                     f"train.iters={adapt_iters}", *extra]), True))
         for name, cfg, from_source in plan:
             key = f"{seed}/{name}"
-            if key in results["runs"]:
-                continue
             if from_source:
                 cfg["train"]["init_from"] = str(seed_dir / "source_only" / "checkpoints" / "last.pt")
+            if check_measured(results, key, cfg, results_path):
+                continue
             t0 = time.time()
-            last = identical_finished_run(cfg, reuse) if reuse and not (seed_dir / name).exists() else None
-            if last is not None:
-                log(f"seed {seed}: {name}: reusing {last} (the same config)")
-            else:
-                log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
-                last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
-            results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1)}
+            log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
+            last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
+            results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1),
+                                    "config_digest": config_digest(cfg)}
             atomic_write_json(results_path, results)
-        if f"{seed}/adabn" not in results["runs"]:
+        if not check_measured(results, f"{seed}/adabn", src_cfg, results_path):
             log(f"seed {seed}: AdaBN of the source-only model")
-            results["runs"][f"{seed}/adabn"] = evaluate_checkpoint(seed_dir / "source_only" / "checkpoints" / "last.pt",
-                                                         src_cfg, adabn=True)
+            results["runs"][f"{seed}/adabn"] = {
+                **evaluate_checkpoint(seed_dir / "source_only" / "checkpoints" / "last.pt", src_cfg, adabn=True),
+                "config_digest": config_digest(src_cfg)}
             atomic_write_json(results_path, results)
         summary = summarise(results)
         atomic_write_text(out_dir / "ABLATION.md", format_markdown(summary))

@@ -1,12 +1,18 @@
 """Loss weights of the embedded benchmark's methods, chosen on the labelled target ``dev`` split.
 
 The rule (README "Choosing hyper-parameters"): weights are chosen on ``dev``, results reported on
-``val``. Every method gets the same budget — one weight varied over three values, one seed, the
-ablation's schedule from the same stage-1 (source-only) checkpoint — and the value with the best
-dev mIoU (last checkpoint) is chosen. A method that adds a loss to another inherits that one's
-chosen weights and varies only its own (the paper's method = FADA's fine-grained D, chosen on
-FADA's grid, + an entropy term varied here), so no method sees more grid points than another.
+``val``. Every method varies one weight over three values — one seed, the ablation's schedule,
+from one stage-1 (source-only) checkpoint — and the value with the best dev mIoU (last
+checkpoint) is chosen. A method that adds a loss to another inherits that one's chosen weights
+and varies only its own (the paper's method = FADA's fine-grained D, chosen on FADA's grid, + an
+entropy term varied here). So the dev runs behind a method's weights accumulate along its
+parents: 3 for AdaptSegNet, MinEnt, FADA and DACS, 6 for the paper's method, 9 for + self-training,
+12 for + MIC (``runs_behind``); BENCHMARKS.md states this next to the grid's table.
 Auxiliary (conv4) weights are tied to the main one by the references' ratio (0.0002 / 0.001).
+
+The grid trains on seed 3, which is not one of the ablation's seeds (0, 1, 2): the chosen point
+is the best of three runs on dev, and the luck of that one run would carry over to val if it were
+also one of the ablation's runs.
 
 Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
 grid continues where it stopped.
@@ -33,6 +39,14 @@ GRID = {
     "fgd_ent_st": {"inherit": ("fgd_ent",), "vary": ("self_training.weight", (0.3, 1.0, 3.0))},
     "fgd_ent_st_mic": {"inherit": ("fgd_ent_st",), "vary": ("self_training.mic.weight", (0.3, 1.0, 3.0))},
 }
+
+
+GRID_SEED = 3  # not an ablation seed (see above)
+
+
+def runs_behind(method: str) -> int:
+    """How many dev runs chose ``method``'s weights: its own grid plus its parents'."""
+    return len(GRID[method]["vary"][1]) + sum(runs_behind(p) for p in GRID[method].get("inherit", ()))
 
 
 def point_overrides(method: str, value: float) -> list[str]:
@@ -78,12 +92,13 @@ def dev_config(cfg: dict) -> dict:
     return out
 
 
-def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = 0, overrides=(),
-             stage1=None, progress=False, log=print, publish_dir=None) -> dict:
+def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = GRID_SEED,
+             overrides=(), stage1=None, progress=False, log=print, publish_dir=None) -> dict:
     """Run every missing grid point (parents' grids first), evaluate each on dev, and summarise.
     ``stage1``: the source-only checkpoint to adapt from (default: trained into <out>/source_only)."""
-    from udaseg.apps.ablation import evaluate_checkpoint
+    from udaseg.apps.ablation import check_measured, evaluate_checkpoint
     from udaseg.apps.pipeline import demo_config
+    from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
 
     unknown = set(methods) - set(GRID)
@@ -103,20 +118,24 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
         done = len(results["runs"])
         for method, name, extra in plan(results, methods):
             key = f"{method}/{name}"
-            if key in results["runs"]:
-                continue
             cfg = demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
                                                       f"train.iters={adapt_iters}", f"train.init_from={stage1}", *extra])
+            if check_measured(results, key, cfg, path):
+                continue
             log(f"dev grid: {key} ({' '.join(extra)})")
             t0 = time.time()
             last = run_training(cfg, out_dir / method / name, resume=True, progress=progress)["main"]["last"]
             ev = evaluate_checkpoint(last, dev_config(cfg))
             results["runs"][key] = {"name": name, "overrides": extra, "dev_miou": ev["miou"], "dev_iou": ev["iou"],
-                                    "seconds": round(time.time() - t0, 1), "checkpoint": str(last)}
+                                    "seconds": round(time.time() - t0, 1), "checkpoint": str(last),
+                                    "config_digest": config_digest(cfg)}
             atomic_write_json(path, results)
             log(f"  dev mIoU {100 * ev['miou']:.1f}")
             if publish_dir is not None:
                 publish(results, Path(publish_dir))
+    waiting = sorted({p for m in methods for p in GRID[m].get("inherit", ()) if chosen(results, p) is None})
+    if waiting:
+        log(f"dev grid: not run, waiting for the grid of {', '.join(waiting)} (add it to --methods)")
     atomic_write_text(out_dir / "GRID.md", format_markdown(results))
     return results
 
@@ -128,9 +147,9 @@ def publish(results: dict, folder: Path) -> None:
 
 
 def format_markdown(results: dict) -> str:
-    out = [f"Dev mIoU19 (%, last checkpoints, seed {results.get('seed', 0)}, the ablation's schedule from one "
-           "stage-1 checkpoint). **Bold**: chosen.", "", "| method | varied | inherited / tied | dev mIoU per value |",
-           "|---|---|---|---|"]
+    out = [f"Dev mIoU19 (%, last checkpoints, seed {results.get('seed', GRID_SEED)}, the ablation's schedule from "
+           "one stage-1 checkpoint). **Bold**: chosen.", "",
+           "| method | varied | inherited / tied | dev mIoU per value | dev runs behind the choice |", "|---|---|---|---|---|"]
     for method, spec in GRID.items():
         key, values = spec["vary"]
         runs = [results["runs"].get(f"{method}/{point_name(method, v)}") for v in values]
@@ -146,5 +165,5 @@ def format_markdown(results: dict) -> str:
                 cells.append(f"**{text}**" if best and best["name"] == r["name"] else text)
         first = next(r for r in runs if r is not None)
         fixed = [o for o in first["overrides"] if not o.startswith(key + "=")]
-        out.append(f"| {method} | {key} | {' '.join(fixed) or '–'} | {' / '.join(cells)} |")
+        out.append(f"| {method} | {key} | {' '.join(fixed) or '–'} | {' / '.join(cells)} | {runs_behind(method)} |")
     return "\n".join(out) + "\n"
