@@ -59,3 +59,31 @@ def test_dev_config_evaluates_the_dev_section():
 def test_unknown_method_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="no dev grid for bn_control"):
         G.run_grid(tmp_path, tmp_path, methods=("bn_control",))
+
+
+def test_a_result_of_another_config_is_refused(tmp_path):
+    """Study results are keyed by name; the config digest says whether a stored one is this config's."""
+    import yaml
+
+    from udaseg.apps.ablation import check_measured
+    from udaseg.engine.run_dir import config_digest
+
+    cfg = load_config("configs/demo/fada.yaml")
+    results = {"runs": {"0/fada": {"miou": 0.3, "config_digest": config_digest(cfg)}}}
+    assert check_measured(results, "0/fada", cfg, "a.json") is True
+    assert check_measured(results, "0/minent", cfg, "a.json") is False  # not measured yet
+    other = load_config("configs/demo/fada.yaml", ["method.lambda_adv=0.1"])
+    with pytest.raises(ValueError, match="a.json: 0/fada was measured with another config"):
+        check_measured(results, "0/fada", other, "a.json")
+    # resume-safe keys (logging, threads, the validation split) do not change the digest
+    assert config_digest(load_config("configs/demo/fada.yaml", ["train.log_every=7", "train.threads=1"])) \
+        == config_digest(cfg)
+    # a result from before digests: the run directory's config.yaml decides, and the digest is kept
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    old = {"runs": {"0/fada": {"miou": 0.3}}}
+    assert check_measured(old, "0/fada", cfg, "a.json", tmp_path) is True
+    assert old["runs"]["0/fada"]["config_digest"] == config_digest(cfg)
+    with pytest.raises(ValueError, match="measured with another config"):
+        check_measured({"runs": {"0/fada": {"miou": 0.3}}}, "0/fada", other, "a.json", tmp_path)
+    with pytest.raises(ValueError, match="measured with another config"):  # no digest, no run directory
+        check_measured({"runs": {"0/fada": {"miou": 0.3}}}, "0/fada", cfg, "a.json")

@@ -227,7 +227,8 @@ def fake_study(monkeypatch):
     def fake_evaluate(ckpt, cfg, adabn=False):
         run = Path(ckpt).parent.parent.name
         heldout = cfg["data"]["val"].get("split_list") == "heldout.txt"
-        seen["eval"].append({"run": run, "heldout": heldout, "adabn": adabn, "val": cfg["data"]["val"]})
+        dev = cfg["data"]["val"].get("split") == "dev"
+        seen["eval"].append({"run": run, "heldout": heldout, "adabn": adabn, "dev": dev, "val": cfg["data"]["val"]})
         return {"miou": MIOU["heldout" if heldout else "adabn" if adabn else run]}
 
     monkeypatch.setattr(udaseg.engine.stages, "run_training", fake_run_training)
@@ -251,10 +252,12 @@ def test_run_recipes_plan_results_and_resume(fake_study, tmp_path):
         ("fast/seed1/source_only_per_image", "source_only", "per_image")]
     assert all(t["resume"] and t["cfg"]["train"]["lr"] == 0.02 for t in fake_study["train"])
     assert [t["cfg"]["seed"] for t in fake_study["train"]] == [0, 0, 0, 1, 1, 1]
-    # source-only is also evaluated on the held-out source images and with AdaBN; the others on val only
-    evals = [(e["run"], e["heldout"], e["adabn"]) for e in fake_study["eval"][:5]]
-    assert evals == [("target_only", False, False), ("source_only", False, False), ("source_only", True, False),
-                     ("source_only", False, True), ("source_only_per_image", False, False)]
+    # every model on val and dev; source-only also on the held-out source images and with AdaBN
+    evals = [(e["run"], e["dev"], e["heldout"], e["adabn"]) for e in fake_study["eval"][:8]]
+    assert evals == [("target_only", False, False, False), ("target_only", True, False, False),
+                     ("source_only", False, False, False), ("source_only", True, False, False),
+                     ("source_only", False, True, False), ("source_only", False, False, True),
+                     ("source_only_per_image", False, False, False), ("source_only_per_image", True, False, False)]
     held = next(e["val"] for e in fake_study["eval"] if e["heldout"])
     assert held["kind"] == "gta5" and held["root"] == str(data / "gta5")
     plain = fake_study["eval"][0]["val"]
@@ -269,7 +272,7 @@ def test_run_recipes_plan_results_and_resume(fake_study, tmp_path):
     fig = summary["recipes"]["fast"]["figures"]
     assert {k: (round(v["mean"], 6), v["n"]) for k, v in fig.items()} == {
         "oracle": (52.0, 2), "source_only": (21.0, 2), "heldout_source": (60.0, 2), "adabn": (26.0, 2),
-        "per_image": (24.0, 2)}
+        "per_image": (24.0, 2), "oracle_dev": (52.0, 2), "source_only_dev": (21.0, 2)}
     assert summary["recipes"]["fast"]["checks"] == dict.fromkeys(CHECK_NAMES, True)
     assert (out / "RECIPE.md").read_text() == R.format_markdown(summary)
 

@@ -57,13 +57,19 @@ def quick_overrides(data_dir: Path, overrides=()) -> dict[str, list[str]]:
     return out
 
 
-def check_measured(results: dict, key: str, cfg: dict, path) -> bool:
+def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bool:
     """Whether ``key`` is already measured — with this config: a result of another config (an
-    older recipe, other weights, a file from before digests were kept) is refused, naming it."""
+    older recipe, other weights, a file from before digests were kept) is refused, naming it.
+    ``run_dir``: where a result without a digest was trained; its config.yaml then decides."""
     run = results["runs"].get(key)
     if run is None:
         return False
-    if run.get("config_digest") != config_digest(cfg):
+    digest = run.get("config_digest")
+    if digest is None and run_dir is not None and (Path(run_dir) / "config.yaml").is_file():
+        import yaml
+
+        digest = run["config_digest"] = config_digest(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
+    if digest != config_digest(cfg):
         raise ValueError(f"{path}: {key} was measured with another config than the current one (an older "
                          f"recipe or other weights); write this study to another folder (--out)")
     return True

@@ -6,7 +6,12 @@ judged only by models that involve no adaptation method, per seed:
 - the **oracle** (``target_only``: trained on target train labels) on target val;
 - **source-only** on target val, on the held-out labelled *source* split (``gta5/heldout.txt``:
   does it learn in-domain?), and with AdaBN (BN statistics re-estimated on target train images);
-- **source-only with per-image input normalisation** (``model.input_norm=per_image``) on target val.
+- **source-only with per-image input normalisation** (``model.input_norm=per_image``) on target val;
+- the oracle and source-only on the dev split too.
+
+The issue's targets are figures on val of models that involve no adaptation method: they judge
+the benchmark (is it learnable, is there a gap), not a method's hyper-parameters, which are
+chosen on dev (:mod:`udaseg.apps.dev_grid`).
 
 With the cheap fixes (AdaBN, per-image normalisation) closing at most a fraction of the
 source-only → oracle gap, the gap is not colour or BN statistics alone and an adaptation method
@@ -58,8 +63,10 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
                 seeds=(0, 1, 2), runs=RUNS, progress=False, log=print, publish_dir=None) -> dict:
     """Run what is missing, then summarise; ``publish_dir``: recipe.json and RECIPE.md are also
     written there after every run (a tracked folder, to commit results as they come)."""
-    from udaseg.apps.ablation import evaluate_checkpoint
+    from udaseg.apps.ablation import check_measured, evaluate_checkpoint
+    from udaseg.apps.dev_grid import dev_config
     from udaseg.apps.pipeline import demo_config
+    from udaseg.engine.run_dir import config_digest
     from udaseg.benchmark.writer import demo_is_complete
     from udaseg.engine.stages import run_training
 
@@ -75,16 +82,21 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
         for seed in seeds:
             for run in runs:
                 key = f"{name}/{seed}/{run}"
-                if key in results["runs"]:
-                    continue
                 method = "source_only" if run.startswith("source_only") else run
                 extra = ["model.input_norm=per_image"] if run == "source_only_per_image" else []
                 cfg = demo_config(method, data_dir, seed, [*overrides, *extra])
+                run_dir = out_dir / name / f"seed{seed}" / run
+                if check_measured(results, key, cfg, path, run_dir):
+                    rec = results["runs"][key]
+                    if "dev" not in rec:  # measured before dev figures were kept
+                        rec["dev"] = evaluate_checkpoint(run_dir / "checkpoints" / "last.pt", dev_config(cfg))
+                        atomic_write_json(path, results)
+                    continue
                 log(f"{key}: {cfg['train']['iters']} iterations")
                 t0 = time.time()
-                last = run_training(cfg, out_dir / name / f"seed{seed}" / run, resume=True,
-                                    progress=progress)["main"]["last"]
-                rec = {"seconds": round(time.time() - t0, 1), "val": evaluate_checkpoint(last, cfg)}
+                last = run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"]
+                rec = {"seconds": round(time.time() - t0, 1), "config_digest": config_digest(cfg),
+                       "val": evaluate_checkpoint(last, cfg), "dev": evaluate_checkpoint(last, dev_config(cfg))}
                 if run == "source_only":
                     rec["heldout_source"] = evaluate_checkpoint(last, heldout_source_config(cfg))
                     rec["adabn"] = evaluate_checkpoint(last, cfg, adabn=True)
@@ -120,7 +132,8 @@ def summarise(results: dict) -> dict:
         fig = {}
         for figure, run, field in (("oracle", "target_only", "val"), ("source_only", "source_only", "val"),
                                    ("heldout_source", "source_only", "heldout_source"),
-                                   ("adabn", "source_only", "adabn"), ("per_image", "source_only_per_image", "val")):
+                                   ("adabn", "source_only", "adabn"), ("per_image", "source_only_per_image", "val"),
+                                   ("oracle_dev", "target_only", "dev"), ("source_only_dev", "source_only", "dev")):
             vals = [r[field]["miou"] for k, r in sorted(runs.items()) if k.endswith("/" + run) and field in r]
             if vals:
                 fig[figure] = _stats(vals)
@@ -167,6 +180,11 @@ def format_markdown(summary: dict) -> str:
             share = gap_share(r["figures"], c) if c in ("adabn", "per_image") else None
             cells.append(cell + (f", {100 * share:.0f}%" if share is not None else ""))
         out.append(f"| {name} | " + " | ".join(cells) + " |")
+    dev = [f"{name}: oracle {r['figures']['oracle_dev']['mean']:.1f}, source-only "
+           f"{r['figures']['source_only_dev']['mean']:.1f}" for name, r in summary["recipes"].items()
+           if "oracle_dev" in r["figures"] and "source_only_dev" in r["figures"]]
+    if dev:
+        out += ["", "The same models on the dev split (mean over seeds): " + "; ".join(dev) + "."]
     out += ["", "Targets (issue: decisive benchmark):", ""]
     for name, r in summary["recipes"].items():
         met = ", ".join(f"{k}: {'yes' if v else 'no' if v is not None else '–'}" for k, v in r["checks"].items())
