@@ -4,7 +4,7 @@ reference-style step written the way FADA's ``train_adv.py`` loop does it.
     python benchmarks/train_step.py                  # both settings below, both variants
     python benchmarks/train_step.py --settings demo --steps 3
 
-Settings: ``demo`` — R18, 2 source + 2 target images at 96×192 (the demo's training size);
+Settings: ``demo`` — R18, 2 source + 2 target images at 96×192 (the demo's training size until benchmark v2, now 128×256);
 ``r101`` — R101 (Caffe style), 1 + 1 images at 256×512. Same model, same input size, same number
 of CPU threads for both variants; each variant runs in its own process so its peak RSS is its
 own. The reference-style step: fp32, contiguous memory layout, classifier logits and D logits

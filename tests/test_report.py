@@ -57,13 +57,20 @@ def test_report_takes_the_callers_results_instead_of_evaluating_again(runs, tmp_
 
     again = []
     monkeypatch.setattr(ec, "evaluate_state", lambda state, cfg, path, **kw: again.append(path) or real(state, cfg, path, **kw))
+    import dataclasses
+
     baseline = real(*_state_and_cfg(runs[0]))[0]
-    rep.write_report(runs[:2], tmp_path / "b.html", num_images=1, results=[baseline, None])
+    # a result no evaluation of these runs gives: the page must show it, not a figure of its own
+    given = dataclasses.replace(baseline, iou=np.full_like(baseline.iou, 0.8765),
+                                miou={k: 0.8765 for k in baseline.miou})
+    assert "87.6" not in first.read_text() and "87.7" not in first.read_text()
+    rep.write_report(runs[:2], tmp_path / "b.html", num_images=1, results=[given, None])
     assert len(again) == 1 and again[0].parent.parent == runs[1]  # only the run without a result
-    assert f"{100 * baseline.main_miou:.1f}" in (tmp_path / "b.html").read_text()
+    page = (tmp_path / "b.html").read_text()
+    assert "87.6" in page or "87.7" in page
     assert first.read_text().count("<table") == (tmp_path / "b.html").read_text().count("<table")
     with pytest.raises(ValueError, match="1 results for 2 runs"):
-        rep.write_report(runs[:2], tmp_path / "c.html", results=[baseline])
+        rep.write_report(runs[:2], tmp_path / "c.html", results=[given])
 
 
 def _state_and_cfg(run_dir):

@@ -145,7 +145,8 @@ def add_commands(subparsers) -> None:
     ev.add_argument("targets", nargs="+", metavar="CHECKPOINT|RUN_DIR|key=value",
                     help="checkpoint files and/or run directories (all their checkpoints), then optional "
                          "config overrides, e.g. eval.num_classes=16 train.device=cpu")
-    ev.add_argument("--data", help="root of the val dataset (default: the checkpoint config's data.val.root)")
+    ev.add_argument("--data", help="root of the evaluated dataset (default: the checkpoint config's data.val.root, "
+                                   "or data.dev.root with --split dev)")
     ev.add_argument("--split", help="split to evaluate (default: the config's data.val.split, normally val); "
                                     "dev: the config's data.dev section, the split to choose hyper-parameters on")
     ev.add_argument("--flip", action="store_true", help="average softmax with the horizontally flipped image")

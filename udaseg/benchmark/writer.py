@@ -146,9 +146,10 @@ def _cityscapes_stem(split: str, i: int, n: int) -> tuple[str, str]:
     return city, f"{city}_{i % per_city:06d}_{CITYSCAPES_FRAME:06d}"
 
 
-def _render_one(task: tuple) -> tuple[str, np.ndarray]:
-    """Render and write image ``index`` of ``domain``; returns (domain, per-code pixel counts).
-    A top-level function of picklable arguments, so it runs under any start method."""
+def _render_one(task: tuple) -> tuple[str, np.ndarray, np.ndarray]:
+    """Render and write image ``index`` of ``domain``; returns (domain, per-code pixel counts,
+    objects per class — counted for the evaluation splits only, zeros elsewhere). A top-level
+    function of picklable arguments, so it runs under any start method."""
     out, seed, domain, index, size, extra = task
     out = Path(out)
     rng = np.random.default_rng([seed, DOMAINS[domain], index])

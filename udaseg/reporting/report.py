@@ -303,7 +303,8 @@ def curves_png(runs: list[RunInfo]) -> bytes | None:
                             label=r.label if j == len(parts) - 1 else None)
             if r.stage1_metrics and offset:
                 ax.axvline(offset, color=c, ls=":", lw=0.8, alpha=0.6)
-        title = {"loss": f"loss: {key}", "acc": f"discriminator accuracy: {key}", "val": "val mIoU (%)"}[kind]
+        title = {"loss": f"loss: {key}", "acc": f"discriminator accuracy: {key}",
+                 "val": "validation mIoU (%, the run's train.validate_on split)"}[kind]
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=8)
