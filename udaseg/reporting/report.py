@@ -311,7 +311,7 @@ def curves_png(runs: list[RunInfo]) -> bytes | None:
         ax.grid(alpha=0.3)
         if kind == "acc":
             ax.set_ylim(0, 1)
-        if pi == len(panels) - 1:
+        if pi == len(panels) - 1 and ax.get_legend_handles_labels()[0]:  # runs without validation have no curve here
             ax.legend(fontsize=8)
     fig.tight_layout()
     return _fig_png(fig)
