@@ -57,6 +57,15 @@ def quick_overrides(data_dir: Path, overrides=()) -> dict[str, list[str]]:
     return out
 
 
+def publish_results(folder, stem: str, results: dict, markdown: str) -> None:
+    """``<folder>/<stem>.json`` and ``<folder>/<STEM>.md``, atomically: a study's results copied
+    into a tracked folder as they come (ablation, recipe study, dev grid)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / f"{stem}.json", results)
+    atomic_write_text(folder / f"{stem.upper()}.md", markdown)
+
+
 def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bool:
     """Whether ``key`` is already measured — with this config: a result of another config (an
     older recipe, other weights, a file from before digests were kept) is refused, naming it.
@@ -132,10 +141,7 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
         summary = summarise(results)
         atomic_write_text(out_dir / "ABLATION.md", format_markdown(summary))
         if publish_dir is not None:
-            publish_dir = Path(publish_dir)
-            publish_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(publish_dir / "ablation.json", results)
-            atomic_write_text(publish_dir / "ABLATION.md", format_markdown(summary))
+            publish_results(publish_dir, "ablation", results, format_markdown(summary))
             log(f"seed {seed} done: results in {publish_dir}")
     return summarise(results)
 

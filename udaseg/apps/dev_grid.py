@@ -96,7 +96,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
              overrides=(), stage1=None, progress=False, log=print, publish_dir=None) -> dict:
     """Run every missing grid point (parents' grids first), evaluate each on dev, and summarise.
     ``stage1``: the source-only checkpoint to adapt from (default: trained into <out>/source_only)."""
-    from udaseg.apps.ablation import check_measured, evaluate_checkpoint
+    from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results
     from udaseg.apps.pipeline import demo_config
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
@@ -132,18 +132,12 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
             atomic_write_json(path, results)
             log(f"  dev mIoU {100 * ev['miou']:.1f}")
             if publish_dir is not None:
-                publish(results, Path(publish_dir))
+                publish_results(publish_dir, "grid", results, format_markdown(results))
     waiting = sorted({p for m in methods for p in GRID[m].get("inherit", ()) if chosen(results, p) is None})
     if waiting:
         log(f"dev grid: not run, waiting for the grid of {', '.join(waiting)} (add it to --methods)")
     atomic_write_text(out_dir / "GRID.md", format_markdown(results))
     return results
-
-
-def publish(results: dict, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "grid.json", results)
-    atomic_write_text(folder / "GRID.md", format_markdown(results))
 
 
 def format_markdown(results: dict) -> str:

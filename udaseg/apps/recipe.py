@@ -63,7 +63,7 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
                 seeds=(0, 1, 2), runs=RUNS, progress=False, log=print, publish_dir=None) -> dict:
     """Run what is missing, then summarise; ``publish_dir``: recipe.json and RECIPE.md are also
     written there after every run (a tracked folder, to commit results as they come)."""
-    from udaseg.apps.ablation import check_measured, evaluate_checkpoint
+    from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results
     from udaseg.apps.dev_grid import dev_config
     from udaseg.apps.pipeline import demo_config
     from udaseg.engine.run_dir import config_digest
@@ -104,18 +104,12 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
                 atomic_write_json(path, results)
                 log(f"  val mIoU {100 * rec['val']['miou']:.1f} ({rec['seconds']:.0f} s)")
                 if publish_dir is not None:
-                    publish(results, Path(publish_dir))
+                    publish_results(publish_dir, "recipe", results, format_markdown(summarise(results)))
     summary = summarise(results)
     atomic_write_text(out_dir / "RECIPE.md", format_markdown(summary))
     if publish_dir is not None:
-        publish(results, Path(publish_dir))
+        publish_results(publish_dir, "recipe", results, format_markdown(summary))
     return summary
-
-
-def publish(results: dict, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "recipe.json", results)
-    atomic_write_text(folder / "RECIPE.md", format_markdown(summarise(results)))
 
 
 def _stats(values: list[float]) -> dict:
