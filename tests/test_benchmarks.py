@@ -159,10 +159,16 @@ def test_ablation_quick_runs_every_row_ten_times_shorter_and_publishes(tiny_demo
 
 def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path):
     cmd = [sys.executable, "benchmarks/dev_grid.py", "--data", str(tiny_demo), "--out", str(tmp_path),
-           "--methods", "fada,fgd_ent", "train.iters=2", *TINY]
+           "--methods", "fada,fgd_ent", "--probe", "softmax_d=fada,method.d_input=softmax", "train.iters=2", *TINY]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr[-2000:]
     grid = json.loads((tmp_path / "grid.json").read_text())
+    probe = grid["probes"]["softmax_d"]  # a dev probe: its own run from the grid's stage 1, scored on dev
+    assert probe["method"] == "fada" and probe["overrides"] == ["method.d_input=softmax"] and 0 <= probe["dev_miou"] <= 1
+    probe_cfg = yaml.safe_load((tmp_path / "probes" / "softmax_d" / "config.yaml").read_text())
+    assert probe_cfg["method"]["d_input"] == "softmax" and probe_cfg["train"]["iters"] == 2
+    assert probe_cfg["train"]["init_from"] == str(tmp_path / "source_only" / "checkpoints" / "last.pt")
+    assert "| softmax_d | fada | method.d_input=softmax |" in (tmp_path / "GRID.md").read_text()
     assert sorted(grid["runs"]) == ["fada/lambda_adv=0.001", "fada/lambda_adv=0.01", "fada/lambda_adv=0.1",
                                     "fgd_ent/lambda_ent=0.001", "fgd_ent/lambda_ent=0.01", "fgd_ent/lambda_ent=0.1"]
     best_fada = max((r for k, r in grid["runs"].items() if k.startswith("fada/")), key=lambda r: r["dev_miou"])
@@ -175,6 +181,7 @@ def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path
     assert "**" in (tmp_path / "GRID.md").read_text()
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert again.returncode == 0 and "dev grid:" not in again.stdout  # resumed: nothing left to run
+    assert "dev probe:" not in again.stdout
 
 
 def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_path):

@@ -16,6 +16,11 @@ also one of the ablation's runs.
 
 Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
 grid continues where it stopped.
+
+*Dev probes* investigate a method on dev (never on val): each is one more run from the grid's
+stage-1 checkpoint with its own method and overrides (``NAME=METHOD[,key=value,...]``, e.g.
+``softmax_d=fgd_ent,method.d_input=softmax``), reported in a table of their own. A probe takes its
+method's weights from ``configs/demo/<method>.yaml`` (where the grid's chosen values are written).
 """
 from __future__ import annotations
 
@@ -93,9 +98,11 @@ def dev_config(cfg: dict) -> dict:
 
 
 def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = GRID_SEED,
-             overrides=(), stage1=None, progress=False, log=print, publish_dir=None) -> dict:
-    """Run every missing grid point (parents' grids first), evaluate each on dev, and summarise.
-    ``stage1``: the source-only checkpoint to adapt from (default: trained into <out>/source_only)."""
+             overrides=(), stage1=None, progress=False, log=print, publish_dir=None,
+             probes: list[tuple[str, str, list[str]]] = ()) -> dict:
+    """Run every missing grid point (parents' grids first), then every missing dev probe (see the
+    module's docstring), evaluate each on dev, and summarise. ``stage1``: the source-only
+    checkpoint to adapt from (default: trained into <out>/source_only)."""
     from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results
     from udaseg.apps.pipeline import demo_config
     from udaseg.engine.run_dir import config_digest
@@ -113,26 +120,43 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
         src = demo_config("source_only", data_dir, seed, overrides)
         stage1 = run_training(src, out_dir / "source_only", resume=True, progress=progress)["main"]["last"]
     adapt_iters = demo_config("fgd_ent", data_dir, seed, overrides)["train"]["iters"]
+
+    def adaptation_config(method, extra):
+        return demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0", f"train.iters={adapt_iters}",
+                                                    f"train.init_from={stage1}", *extra])
+
+    def run_on_dev(cfg, run_dir, **fields):
+        t0 = time.time()
+        last = run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"]
+        ev = evaluate_checkpoint(last, dev_config(cfg))
+        log(f"  dev mIoU {100 * ev['miou']:.1f}")
+        return {**fields, "dev_miou": ev["miou"], "dev_iou": ev["iou"], "seconds": round(time.time() - t0, 1),
+                "checkpoint": str(last), "config_digest": config_digest(cfg)}
+
+    def save():
+        atomic_write_json(path, results)
+        if publish_dir is not None:
+            publish_results(publish_dir, "grid", results, format_markdown(results))
+
     done = -1
     while len(results["runs"]) > done:  # each pass runs the points whose parents are now chosen
         done = len(results["runs"])
         for method, name, extra in plan(results, methods):
             key = f"{method}/{name}"
-            cfg = demo_config(method, data_dir, seed, [*overrides, "train.pretrain_iters=0",
-                                                      f"train.iters={adapt_iters}", f"train.init_from={stage1}", *extra])
+            cfg = adaptation_config(method, extra)
             if check_measured(results, key, cfg, path):
                 continue
             log(f"dev grid: {key} ({' '.join(extra)})")
-            t0 = time.time()
-            last = run_training(cfg, out_dir / method / name, resume=True, progress=progress)["main"]["last"]
-            ev = evaluate_checkpoint(last, dev_config(cfg))
-            results["runs"][key] = {"name": name, "overrides": extra, "dev_miou": ev["miou"], "dev_iou": ev["iou"],
-                                    "seconds": round(time.time() - t0, 1), "checkpoint": str(last),
-                                    "config_digest": config_digest(cfg)}
-            atomic_write_json(path, results)
-            log(f"  dev mIoU {100 * ev['miou']:.1f}")
-            if publish_dir is not None:
-                publish_results(publish_dir, "grid", results, format_markdown(results))
+            results["runs"][key] = run_on_dev(cfg, out_dir / method / name, name=name, overrides=extra)
+            save()
+    measured_probes = results.setdefault("probes", {})
+    for name, method, extra in probes:
+        cfg = adaptation_config(method, extra)
+        if check_measured({"runs": measured_probes}, name, cfg, path):
+            continue
+        log(f"dev probe: {name} ({method} {' '.join(extra)})")
+        measured_probes[name] = run_on_dev(cfg, out_dir / "probes" / name, method=method, overrides=extra)
+        save()
     waiting = sorted({p for m in methods for p in GRID[m].get("inherit", ()) if chosen(results, p) is None})
     if waiting:
         log(f"dev grid: not run, waiting for the grid of {', '.join(waiting)} (add it to --methods)")
@@ -160,4 +184,9 @@ def format_markdown(results: dict) -> str:
         first = next(r for r in runs if r is not None)
         fixed = [o for o in first["overrides"] if not o.startswith(key + "=")]
         out.append(f"| {method} | {key} | {' '.join(fixed) or '–'} | {' / '.join(cells)} | {runs_behind(method)} |")
+    if results.get("probes"):
+        out += ["", "Dev probes (the same stage-1 checkpoint and schedule; weights from configs/demo).", "",
+                "| probe | method | overrides | dev mIoU |", "|---|---|---|---|"]
+        for name, r in results["probes"].items():
+            out.append(f"| {name} | {r['method']} | {' '.join(r['overrides']) or '–'} | {100 * r['dev_miou']:.1f} |")
     return "\n".join(out) + "\n"
