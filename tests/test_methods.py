@@ -40,7 +40,7 @@ def test_registry_and_reference_defaults():
     assert set(METHODS) == {"source_only", "bn_control", "target_only", "adaptsegnet", "minent", "advent", "fada", "fgd_ent"}
     assert method_defaults("fada") == {"lambda_seg_aux": 0.1, "lambda_adv": 0.001, "d_weight": 0.5, "temperature": 1.8,
                                        "clip": 0.9, "d_input": "features", "loss_resolution": "feature",
-                                       "seg_temperature": 1.0}
+                                       "seg_temperature": 1.0, "lambda_adv_aux": 0.0}
     assert method_defaults("minent")["lambda_ent"] == 0.001 and method_defaults("minent")["lambda_ent_aux"] == 0.0002
     assert method_defaults("adaptsegnet")["lambda_adv"] == 0.001 and method_defaults("adaptsegnet")["lambda_adv_aux"] == 0.0002
     assert method_defaults("fgd_ent")["lambda_ent"] == 0.001
@@ -90,6 +90,39 @@ def test_fada_input_resolution_and_softmax_input():
     assert m.build_discriminators()["d_fine"].in_channels == K
     with pytest.raises(ValueError, match="d_input must be 'features' or 'softmax', got 'layer3'"):
         _method("fada", d_input="layer3")
+
+
+def test_fada_one_fine_grained_d_per_level_in_output_space():
+    """lambda_adv_aux > 0 with d_input softmax: a second D reads the aux head, with soft labels from
+    the aux head's own softmax (T 1.8: aux logits (1.8, 0) give a = (e/(e+1), 1/(e+1)))."""
+    m = _method("fada", d_input="softmax", lambda_adv_aux=0.0002)
+    assert {k: d.in_channels for k, d in m.build_discriminators().items()} == {"d_fine": K, "d_fine_aux": K}
+    main = torch.zeros(1, K, 4, 4)
+    aux = torch.tensor([1.8, 0.0]).view(1, 2, 1, 1).expand(1, 2, 4, 4).clone()
+    tgt = Pass(SegmentorOutput(main, aux, torch.randn(1, C, 4, 4)), None, (16, 16))
+    discs = {"d_fine": ConstD(2 * K), "d_fine_aux": ConstD(2 * K)}
+    terms = m.target_losses(tgt, discs)
+    assert {k: w for k, (w, _) in terms.items()} == {"adv_fine": 0.001, "adv_fine_aux": 0.0002}
+    assert torch.allclose(discs["d_fine_aux"].seen, torch.softmax(aux, 1))  # the aux head, not the main one
+    # constant D logits: L_adv = −Σ_k a_k · log(1/2K) = ln 4 whatever a is (a sums to 1)
+    assert terms["adv_fine_aux"][1].item() == pytest.approx(math.log(4))
+    # a D that puts its logit 1 on source class 0: log-softmax (1,0,0,0) − log(e+3); the aux
+    # level's target is [a; 0] with a = (e/(e+1), 1/(e+1)), so L = log(e+3) − e/(e+1)
+    class Peak(ConstD):
+        def forward(self, x):
+            out = torch.zeros(x.shape[0], 2 * K, *x.shape[-2:])
+            out[:, 0] = 1.0
+            return out
+    terms = m.target_losses(tgt, {"d_fine": ConstD(2 * K), "d_fine_aux": Peak(2 * K)})
+    e = math.e
+    assert terms["adv_fine_aux"][1].item() == pytest.approx(math.log(e + 3) - e / (e + 1), abs=1e-6)
+    dterms, metrics = m.discriminator_losses(tgt, tgt, discs)
+    assert set(dterms) == {"d_fine_src", "d_fine_tgt", "d_fine_aux_src", "d_fine_aux_tgt"}
+    assert set(metrics) == {"d_fine_acc", "d_fine_aux_acc"}
+    # one level when the net has no aux head; refused on layer4 features (no conv4 features exposed)
+    assert set(_method("fada", False, d_input="softmax", lambda_adv_aux=0.0002).build_discriminators()) == {"d_fine"}
+    with pytest.raises(ValueError, match="lambda_adv_aux > 0 .* needs method.d_input: softmax"):
+        _method("fada", lambda_adv_aux=0.0002)
 
 
 def test_fgd_ent_adds_entropy_with_its_weights():
@@ -151,7 +184,8 @@ def test_domain_accuracy_by_hand():
 
 
 # each method with its defaults, and with each of these keys it has changed
-_VARIANTS = [{"lambda_seg_aux": 0.0}, {"lambda_ent_aux": 0.0}, {"lambda_adv_aux": 0.0}, {"d_input": "softmax"}]
+_VARIANTS = [{"lambda_seg_aux": 0.0}, {"lambda_ent_aux": 0.0}, {"lambda_adv_aux": 0.0}, {"d_input": "softmax"},
+             {"d_input": "softmax", "lambda_adv_aux": 0.0002}]
 _CASES = [(n, ml, v) for n in sorted(METHODS) for ml in (True, False)
           for v in [{}] + [v for v in _VARIANTS if set(v) <= set(method_defaults(n))]]
 

@@ -147,6 +147,20 @@ def test_two_stages_source_only_then_adaptation(bench, tmp_path):
     assert again["source_only"].get("skipped") and again["main"].get("skipped")
 
 
+def test_one_fine_grained_d_per_level_trains_both(bench, tmp_path):
+    """method.lambda_adv_aux with d_input softmax: the second D is built, optimised and logged."""
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "method.d_input=softmax", "method.lambda_adv_aux=0.0002",
+                              "train.iters=2", "train.val_every=0"])
+    t = Trainer(cfg, tmp_path, progress=False)
+    before = {k: v.clone() for k, v in t.discs.state_dict().items()}
+    assert any(k.startswith("d_fine_aux.") for k in before) and any(k.startswith("d_fine.") for k in before)
+    t.train()
+    moved = {k.split(".")[0] for k, v in t.discs.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved == {"d_fine", "d_fine_aux"}
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("adv_fine_aux" in row for row in logged) and any("d_fine_aux_acc" in row for row in logged)
+
+
 def test_poly_lr_with_10x_heads(bench, tmp_path):
     cfg = tiny_config(bench, ["method.name=fada", "train.iters=10", "train.lr=0.01", "train.lr_d=0.002"])
     t = Trainer(cfg, tmp_path, progress=False)

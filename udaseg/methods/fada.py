@@ -24,6 +24,9 @@ class FADA(Method):
     - ``seg_temperature: 1.0`` — FADA's script also divides the *segmentation* logits by T
       before L_seg. We keep L_seg identical to every other method of the ablation; set 1.8 to
       reproduce the script.
+    - ``lambda_adv_aux`` (default 0: FADA's one D) — with ``d_input: softmax``, a second
+      fine-grained D on the auxiliary (conv4) head's softmax, AdaptSegNet's one-D-per-level scheme
+      (its ratio: 0.0002 aux with 0.001 main). An axis to investigate, not FADA's method.
     """
 
     name = "fada"
@@ -37,6 +40,7 @@ class FADA(Method):
         "d_input": "features",  # features (layer4, FADA) | softmax (output space)
         "loss_resolution": "feature",  # feature | input (FADA upsamples to the input size)
         "seg_temperature": 1.0,  # FADA's script uses 1.8 on L_seg too; see the class docstring
+        "lambda_adv_aux": 0.0,  # > 0: one more D on the aux head (output space only); see the docstring
     }
 
     def __init__(self, cfg, num_classes, feature_channels, multi_level):
@@ -45,10 +49,20 @@ class FADA(Method):
             raise ValueError(f"method.d_input must be 'features' or 'softmax', got {self.cfg['d_input']!r}")
         if self.cfg["loss_resolution"] not in ("feature", "input"):
             raise ValueError(f"method.loss_resolution must be 'feature' or 'input', got {self.cfg['loss_resolution']!r}")
+        if self.cfg["lambda_adv_aux"] > 0 and self.cfg["d_input"] != "softmax":
+            raise ValueError("method.lambda_adv_aux > 0 puts a second D on the auxiliary head's output, which needs "
+                             f"method.d_input: softmax (got {self.cfg['d_input']!r}; the segmenter exposes no conv4 features)")
+
+    def levels(self) -> list[tuple[str, str, float]]:
+        """(discriminator name, segmenter output it reads, weight of its adversarial term)."""
+        lv = [("d_fine", "logits", self.cfg["lambda_adv"])]
+        if self.multi_level and self.cfg["lambda_adv_aux"] > 0:
+            lv.append(("d_fine_aux", "aux_logits", self.cfg["lambda_adv_aux"]))
+        return lv
 
     def build_discriminators(self):
         in_ch = self.feature_channels if self.cfg["d_input"] == "features" else self.num_classes
-        return {"d_fine": build_discriminator("fine_grained", in_ch, self.num_classes)}
+        return {name: build_discriminator("fine_grained", in_ch, self.num_classes) for name, _, _ in self.levels()}
 
     def source_losses(self, src: Pass) -> Terms:
         t = self.cfg["seg_temperature"]
@@ -59,17 +73,18 @@ class FADA(Method):
         return self.segmentation_terms(scaled, src.labels)
 
     # -- pieces --------------------------------------------------------------------------------
-    def _d_in(self, p: Pass) -> torch.Tensor:
+    def _d_in(self, p: Pass, head: str = "logits") -> torch.Tensor:
         if self.cfg["d_input"] == "features":
             return p.out.features
-        return torch.softmax(p.out.logits.float(), dim=1)
+        return torch.softmax(getattr(p.out, head).float(), dim=1)
 
-    def _d_logits(self, d, p: Pass) -> torch.Tensor:
-        out = d(self._d_in(p))
+    def _d_logits(self, d, p: Pass, head: str = "logits") -> torch.Tensor:
+        out = d(self._d_in(p, head))
         return upsample_like(out, p.image_size) if self.cfg["loss_resolution"] == "input" else out
 
-    def _probs(self, p: Pass, size) -> torch.Tensor:
-        logits = p.out.logits
+    def _probs(self, p: Pass, size, head: str = "logits") -> torch.Tensor:
+        # each level's soft labels come from its own head (AdaptSegNet's levels are independent)
+        logits = getattr(p.out, head)
         if self.cfg["loss_resolution"] == "input":
             logits = upsample_like(logits, p.image_size)
         return L.class_probabilities(logits, self.cfg["temperature"], self.cfg["clip"], size=size)
@@ -77,23 +92,27 @@ class FADA(Method):
     # -- the method ----------------------------------------------------------------------------
     def target_outputs(self) -> set[str]:
         # a_t is detached: only what D sees carries gradient
-        return {"features"} if self.cfg["d_input"] == "features" else {"logits"}
+        return {"features"} if self.cfg["d_input"] == "features" else {head for _, head, _ in self.levels()}
 
     def target_losses(self, tgt: Pass, discs) -> Terms:
-        d_out = self._d_logits(discs["d_fine"], tgt)
-        a_t = self._probs(tgt, d_out.shape[-2:])
-        return {"adv_fine": (self.cfg["lambda_adv"], L.fine_grained_adversarial_loss(d_out, a_t))}
+        terms = {}
+        for name, head, weight in self.levels():
+            d_out = self._d_logits(discs[name], tgt, head)
+            a_t = self._probs(tgt, d_out.shape[-2:], head)
+            terms["adv" + name[1:]] = (weight, L.fine_grained_adversarial_loss(d_out, a_t))  # adv_fine, adv_fine_aux
+        return terms
 
     def discriminator_losses(self, src: Pass, tgt: Pass, discs):
-        d = discs["d_fine"]
-        d_s, d_t = self._d_logits(d, src), self._d_logits(d, tgt)
-        a_s, a_t = self._probs(src, d_s.shape[-2:]), self._probs(tgt, d_t.shape[-2:])
+        terms, metrics = {}, {}
         w = self.cfg["d_weight"]
-        terms = {
-            "d_fine_src": (w, L.soft_label_cross_entropy(d_s, L.domain_encoding(a_s, L.SOURCE))),
-            "d_fine_tgt": (w, L.soft_label_cross_entropy(d_t, L.domain_encoding(a_t, L.TARGET))),
-        }
-        return terms, {"d_fine_acc": domain_accuracy(d_s.detach(), d_t.detach(), self.num_classes)}
+        for name, head, _ in self.levels():
+            d = discs[name]
+            d_s, d_t = self._d_logits(d, src, head), self._d_logits(d, tgt, head)
+            a_s, a_t = self._probs(src, d_s.shape[-2:], head), self._probs(tgt, d_t.shape[-2:], head)
+            terms[f"{name}_src"] = (w, L.soft_label_cross_entropy(d_s, L.domain_encoding(a_s, L.SOURCE)))
+            terms[f"{name}_tgt"] = (w, L.soft_label_cross_entropy(d_t, L.domain_encoding(a_t, L.TARGET)))
+            metrics[f"{name}_acc"] = domain_accuracy(d_s.detach(), d_t.detach(), self.num_classes)
+        return terms, metrics
 
 
 def domain_accuracy(d_logits_s: torch.Tensor, d_logits_t: torch.Tensor, k: int) -> float:
