@@ -36,6 +36,12 @@ def test_resume_with_a_teacher_is_exact(bench, tmp_path):
         assert a[key].keys() == b[key].keys()
         for k in a[key]:
             assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
+    for key in ("opt_g", "opt_d"):
+        sa, sb = a[key]["state"], b[key]["state"]
+        assert sa.keys() == sb.keys() and len(sa) > 0
+        for p in sa:
+            for k in sa[p]:
+                assert torch.equal(torch.as_tensor(sa[p][k]), torch.as_tensor(sb[p][k])), f"{key} state {p}.{k} differs"
     # the teacher moved (EMA of the student), and is not the student
     init = Trainer(cfg, tmp_path / "init", progress=False).model.state_dict()
     t = a["teacher"]
@@ -73,8 +79,37 @@ def test_self_training_on_an_oracle_or_without_source_is_refused(bench, tmp_path
 def test_source_and_target_of_different_sizes_are_refused_naming_the_transforms(bench, tmp_path):
     cfg = tiny_config(bench, ["train.iters=1", "train.val_every=0", "self_training.enabled=true",
                               "data.source.transforms={resize: [64, 48]}"])
-    with pytest.raises(ValueError, match=r"source batch \(48, 64\) vs target \(32, 64\).*same crop"):
-        Trainer(cfg, tmp_path, progress=False).train()
+    with pytest.raises(ValueError, match=r"data\.source\.transforms give 64x48, data\.target\.transforms 64x32"):
+        Trainer(cfg, tmp_path, progress=False)
+    # sizes the config does not fix (a random scale, the files' own) are checked on the first batch
+    cfg = tiny_config(bench, ["train.iters=1", "train.val_every=0", "self_training.enabled=true",
+                              "data.source.transforms={random_scale: [1.5, 1.5]}"])
+    with pytest.raises(ValueError, match=r"source batch \(48, 96\) vs target \(32, 64\).*same crop"):
+        Trainer(cfg, tmp_path / "files", progress=False).train()
+
+
+def test_jittered_target_images_are_refused_with_self_training(bench, tmp_path):
+    cfg = tiny_config(bench, ["train.iters=1", *ST, "data.target.transforms.color_jitter={brightness: 0.3}"])
+    with pytest.raises(ValueError, match=r"data\.target\.transforms\.color_jitter is set.*un-augmented"):
+        Trainer(cfg, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("self_training.tau=1.5", r"self_training\.tau"),
+    ("data.source.rcs.temperature=0", r"data\.source\.rcs\.temperature"),
+    ("method.name=target_only", "method target_only has none"),
+])
+def test_a_two_stage_run_checks_self_training_before_stage_one(bench, tmp_path, override, message):
+    """Stage 1 (source-only) switches self-training and RCS off; a bad value of the method's stage
+    must still fail at once, not after stage 1 has trained."""
+    from udaseg.engine.stages import run_training, stage_configs
+
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=1", "train.pretrain_iters=2", "train.val_every=0",
+                              *ST, "data.source.rcs.enabled=true", override])
+    assert [sub for sub, _ in stage_configs(cfg)] == ["source_only", ""]
+    with pytest.raises(ValueError, match=message):
+        run_training(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # nothing trained, nothing written
 
 
 def test_rare_class_sampling_feeds_the_sampled_class(bench, tmp_path):

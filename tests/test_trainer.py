@@ -53,8 +53,13 @@ def _assert_same_state(a: dict, b: dict):
     assert a["iteration"] == b["iteration"]
 
 
-def test_exact_resume_after_interruption(bench, tmp_path, single_thread):
-    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=6", "train.checkpoint_every=2", "train.val_every=0"])
+@pytest.mark.parametrize("optimizer", [[], ["train.optimizer=adamw", "train.lr=0.001", "train.weight_decay=0.01"]],
+                         ids=["sgd", "adamw"])
+def test_exact_resume_after_interruption(bench, tmp_path, single_thread, optimizer):
+    """SGD (the paper configs) and AdamW (the demo and DACS configs): Adam's moments and step
+    counts are part of the checkpoint, so the resumed run is the uninterrupted one bit for bit."""
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=6", "train.checkpoint_every=2", "train.val_every=0",
+                              *optimizer])
     full = Trainer(cfg, tmp_path / "full", progress=False).train()
     # "kill" after iteration 5: the last checkpoint is iteration 4, iteration 5 is lost
     Trainer(cfg, tmp_path / "cut", progress=False).train(stop_at=5)
@@ -62,7 +67,10 @@ def test_exact_resume_after_interruption(bench, tmp_path, single_thread):
     resumed = Trainer(cfg, tmp_path / "cut", resume=True, progress=False)
     assert resumed.start_iter == 4
     resumed.train()
-    _assert_same_state(load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt"))
+    a, b = load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    _assert_same_state(a, b)
+    if optimizer:
+        assert all("exp_avg_sq" in st and int(st["step"]) == 6 for st in a["opt_g"]["state"].values())
     # the resumed run's metrics hold each iteration once
     iters = [json.loads(line)["iter"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert iters == [1, 2, 3, 4, 5, 6]

@@ -35,7 +35,8 @@ Forward = Callable[..., object]  # images (N, 3, H, W) in [0, 255] [, mask] -> S
 
 
 def check_self_training_config(cfg: dict, method) -> None:
-    """Bad values name their key; self-training needs labelled source images to mix from."""
+    """Bad values name their key; self-training needs labelled source images to mix from.
+    ``cfg``: the ``self_training`` section; ``method``: the method (object or class)."""
     if not cfg["enabled"]:
         return
     check_alpha(cfg["alpha"])
@@ -49,6 +50,45 @@ def check_self_training_config(cfg: dict, method) -> None:
     if method.uses_target_labels:
         raise ValueError(f"self_training on method {method.name}: an oracle has target labels, pseudo-labels "
                          f"make no sense there")
+
+
+def check_self_training_run(cfg: dict) -> None:
+    """Everything about a run's self-training and rare-class sampling that can be checked from
+    the config alone — run before *any* stage trains, so a bad value in a two-stage config fails
+    at once, not after the source-only stage (which switches both off)."""
+    from udaseg.data.rcs import check_temperature
+    from udaseg.methods import METHODS
+
+    st, data = cfg["self_training"], cfg["data"]
+    if data["source"].get("rcs", {}).get("enabled"):
+        check_temperature(data["source"]["rcs"]["temperature"])
+    method = METHODS.get(cfg["method"]["name"])
+    if method is None or not st["enabled"]:
+        return
+    check_self_training_config(st, method)
+    tgt = data["target"].get("transforms") or {}
+    if tgt.get("color_jitter"):
+        # the teacher labels the target image the student is given; DACS / DAFormer / MIC load
+        # target images without photometric augmentation (the mixed image gets its own)
+        raise ValueError("self_training: data.target.transforms.color_jitter is set, but the teacher must label "
+                         "un-augmented target images (the references jitter only the mixed image); set it to null")
+    src_size, tgt_size = output_size(data["source"].get("transforms")), output_size(tgt)
+    if src_size and tgt_size and src_size != tgt_size:
+        raise ValueError(f"self_training mixes source into target images, so both must have one size: "
+                         f"data.source.transforms give {src_size[0]}x{src_size[1]}, data.target.transforms "
+                         f"{tgt_size[0]}x{tgt_size[1]} (W x H); give the source a crop of the target's size")
+
+
+def output_size(transforms: dict | None) -> tuple[int, int] | None:
+    """The (W, H) every image leaves ``transforms`` with, if the config fixes it (a crop, or a
+    resize without random scaling); None when it depends on the files or on a random scale."""
+    t = transforms or {}
+    if t.get("crop"):
+        return tuple(int(v) for v in t["crop"])
+    if t.get("random_scale"):
+        return None
+    size = t.get("resize_image") or t.get("resize")
+    return tuple(int(v) for v in size) if size else None
 
 
 class SelfTraining:

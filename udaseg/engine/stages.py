@@ -33,6 +33,9 @@ def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progre
     """Run all stages of ``cfg`` into ``run_dir`` (stage 1 in ``run_dir/source_only``). With
     ``resume``, a finished stage is skipped and an interrupted one continues from its last
     checkpoint; ``overwrite`` and ``allow_config_change``: see :class:`Trainer`."""
+    from udaseg.engine.mean_teacher import check_self_training_run
+
+    check_self_training_run(cfg)  # stage 1 switches self-training off: check the method's stage now
     run_dir = Path(run_dir)
     results = {}
     init_from = None
