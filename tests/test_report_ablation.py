@@ -45,13 +45,15 @@ def test_summary_table_numbers(results_file):
     page = render_ablation_html(results, source)
     # FADA: seeds 14.0 / 12.0 → mean 13.0, sample std √2 = 1.4; control mean 12.5 → +0.5;
     # gap: source-only 10.5 → oracle 20.5, (13.0 − 10.5) / 10 = 25%
-    assert _row(page, "fine-grained D (FADA)") == ["13.0 ± 1.4", "14.0 / 12.0", "+0.5", "25%"]
-    assert _row(page, "BN-only control") == ["12.5 ± 0.7", "12.0 / 13.0", "+0.0", "20%"]
-    assert _row(page, "source-only (stage 1)") == ["10.5 ± 0.7", "10.0 / 11.0", "-2.0", "0%"]
-    assert _row(page, "oracle (target labels)") == ["20.5 ± 0.7", "20.0 / 21.0", "+8.0", "100%"]
+    # paired: FADA − control per seed = (+2.0, −1.0): mean +0.5, std √((1.5² + 1.5²) / 1) = 2.1
+    assert _row(page, "fine-grained D (FADA)") == ["13.0 ± 1.4", "14.0 / 12.0", "+0.5", "+0.5 ± 2.1", "25%"]
+    assert _row(page, "BN-only control") == ["12.5 ± 0.7", "12.0 / 13.0", "+0.0", "+0.0 ± 0.0", "20%"]
+    assert _row(page, "source-only (stage 1)") == ["10.5 ± 0.7", "10.0 / 11.0", "-2.0", "-2.0 ± 0.0", "0%"]
+    assert _row(page, "oracle (target labels)") == ["20.5 ± 0.7", "20.0 / 21.0", "+8.0", "–", "100%"]  # from scratch
     # runs absent from the file (MinEnt, AdaBN, continue) are not invented
     assert "MinEnt" not in page and "AdaBN (reference)" not in page
-    assert "beyond the seed spread: <b>no</b>" in page
+    # unpaired and paired: AdaptSegNet (13.0, 13.4) → FADA (14.0, 12.0) is +1.0 on seed 0, −1.4 on seed 1
+    assert "over seeds: <b>no</b>" in page and "exceeds their std: <b>no</b>" in page
     assert "train.iters=200" in page and "seeds 0, 1" in page
 
 
@@ -61,7 +63,24 @@ def test_ordering_verdict_yes_when_steps_exceed_the_spread(results_file):
         results["runs"][f"{seed}/fgd_ent"] = _run(v)
         results["runs"][f"{seed}/fada"] = _run(v - 1.5)
     page = render_ablation_html(results, results_file)
-    assert "beyond the seed spread: <b>yes</b>" in page
+    assert "over seeds: <b>yes</b>" in page and "exceeds their std: <b>yes</b>" in page
+
+
+def test_paired_ordering_sees_through_the_stage_one_spread(results_file):
+    """Stage-1 models that differ a lot between seeds (source-only 10 / 16) make every run's
+    unpaired spread large; a method that is +1.0 above its predecessor on each seed's own
+    checkpoint passes the paired rule and fails the unpaired one."""
+    from udaseg.reporting.ablation_tables import summarise
+
+    results = json.loads(results_file.read_text())
+    for seed, base in ((0, 10.0), (1, 16.0)):
+        for i, name in enumerate(("source_only", "adaptsegnet", "fada", "fgd_ent")):
+            results["runs"][f"{seed}/{name}"] = _run(base + i + 0.1 * seed)
+        results["runs"][f"{seed}/bn_control"] = _run(base + 0.5)
+    summary = summarise(results)
+    assert summary["paper_order_holds"] is False and summary["paper_order_holds_paired"] is True
+    mean, std = summary["rows"]["fgd_ent"]["paired_gain"]  # (13.0 − 10.5, 19.1 − 16.5) = (2.5, 2.6)
+    assert mean == pytest.approx(2.55) and std == pytest.approx(0.0707107, abs=1e-6)
 
 
 def test_per_class_tables_mark_thin_classes_and_show_ground_truth(results_file):
@@ -134,6 +153,6 @@ def test_probe_rows_follow_the_ablation_rows(results_file):
     results["runs"]["0/ent_low"], results["runs"]["1/ent_low"] = _run(15.0), _run(16.0)
     page = render_ablation_html(results, results_file)
     label = "probe ent_low: fgd_ent method.lambda_ent=0.001"
-    assert _row(page, label) == ["15.5 ± 0.7", "15.0 / 16.0", "+3.0", "50%"]
+    assert _row(page, label) == ["15.5 ± 0.7", "15.0 / 16.0", "+3.0", "+3.0 ± 0.0", "50%"]
     summary = page.split("<h2>")[1]
     assert summary.index("oracle (target labels)") < summary.index(label)  # after the ablation's own rows

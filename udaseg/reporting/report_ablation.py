@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from udaseg.reporting.ablation_tables import LABELS, PAPER_ORDER, SUMMARY_COLUMNS, THIN, row_label, row_names, summarise, summary_cells
+from udaseg.reporting.ablation_tables import (LABELS, ORDER_RULES, PAPER_ORDER, SUMMARY_COLUMNS, THIN, row_label,
+                                              row_names, summarise, summary_cells)
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.reporting.report import _CSS, _fig_png, _figure, _img_tag
@@ -66,10 +67,10 @@ def summary_table_html(summary: dict) -> str:
     head = "".join(f"<th>{h}</th>" for h in SUMMARY_COLUMNS)
     out = []
     for n in row_names(summary):
-        mean, seeds, gain, gap = summary_cells(rows[n], missing="–")
+        mean, *rest = summary_cells(rows[n], missing="–")
         cls = ' class="oracle"' if n == "target_only" else (' class="control"' if n == "bn_control" else "")
         out.append(f'<tr{cls}><th class="run">{html.escape(row_label(n, summary))}</th>'
-                   f'<td class="miou">{mean}</td><td>{seeds}</td><td>{gain}</td><td>{gap}</td></tr>')
+                   f'<td class="miou">{mean}</td>' + "".join(f"<td>{c}</td>" for c in rest) + "</tr>")
     return f'<table class="iou"><tr>{head}</tr>{"".join(out)}</table>'
 
 
@@ -114,8 +115,8 @@ def miou_chart_png(summary: dict) -> bytes:
 def render_ablation_html(results: dict, source: Path, title: str | None = None) -> str:
     summary = summarise(results)
     title = title or "udaseg ablation on the embedded benchmark"
-    holds = summary["paper_order_holds"]
-    verdict = {True: "yes", False: "no", None: "not measured (a run of the ordering is missing)"}[holds]
+    words = {True: "yes", False: "no", None: "not measured (a run of the ordering is missing)"}
+    verdict, verdict_paired = words[summary["paper_order_holds"]], words[summary["paper_order_holds_paired"]]
     order = " &lt; ".join(html.escape(LABELS[n]) for n in PAPER_ORDER)
     overrides = results.get("overrides") or []
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -125,7 +126,8 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
              + (f"; overrides <code>{html.escape(' '.join(overrides))}</code>" if overrides else "")
              + f". Target val, 19 classes, last checkpoints. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>",
              "<h2>Summary (Table 3 shape)</h2>", summary_table_html(summary),
-             f"<p>Paper ordering ({order}) beyond the seed spread: <b>{verdict}</b>. Every adaptation run starts "
+             f"<p>Paper ordering ({order}) beyond the seed spread — {ORDER_RULES[0]}: <b>{verdict}</b>; "
+             f"{ORDER_RULES[1]}: <b>{verdict_paired}</b>. Every adaptation run starts "
              "from its seed's source-only checkpoint and is measured against the <b>BN-only control</b> (same "
              "schedule, target images through train-mode BN, no target loss); the oracle is trained on target "
              "labels (an upper bound, not adaptation).</p>",
