@@ -36,10 +36,13 @@ def test_base_chain_and_overrides(tmp_path):
     ("method.lambda_ent=0.1", r"unknown config key 'method.lambda_ent'"),  # source_only has no entropy term
     ("method.name=dann", r"unknown method 'dann'"),
     ("data=3", r"'data' must be a mapping"),
+    ("method.name=fada method.lambda_adv_aux=-0.1", r"'method.lambda_adv_aux' is a loss weight and must be at least 0"),
+    ("method.name=minent method.lambda_ent=-1", r"'method.lambda_ent' is a loss weight and must be at least 0"),
+    ("self_training.mic.weight=-1", r"'self_training.mic.weight' must be at least 0"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(None, [override])
+        load_config(None, override.split(" "))
 
 
 def test_missing_and_broken_files(tmp_path):

@@ -61,6 +61,27 @@ def test_config_changes_count_auto_as_what_it_resolved_to_and_new_keys_as_defaul
         "train.optimizer": ("sgd", "adamw")}
 
 
+def test_a_method_key_added_later_with_a_neutral_default_changes_nothing():
+    """A FADA run from before ``method.lambda_adv_aux`` existed (its config lacks the key): resume
+    sees no change, its stored study digest still matches, and setting the key is a change."""
+    from udaseg.engine.run_dir import config_digest, digest_matches, legacy_config_digest
+
+    new = load_config("configs/demo/fada.yaml")
+    assert new["method"]["lambda_adv_aux"] == 0.0
+    old = load_config("configs/demo/fada.yaml")
+    del old["method"]["lambda_adv_aux"]
+    assert config_changes(old, new) == {}
+    assert config_digest(old) == config_digest(new)
+    assert legacy_config_digest(old) != legacy_config_digest(new)  # why digests leave defaults out
+    assert digest_matches(legacy_config_digest(new), new) and digest_matches(config_digest(new), new)
+    set_aux = load_config("configs/demo/fada.yaml", ["method.d_input=softmax", "method.lambda_adv_aux=0.0002"])
+    assert config_changes(old, set_aux) == {"method.d_input": ("features", "softmax"),
+                                            "method.lambda_adv_aux": (0.0, 0.0002)}
+    assert not digest_matches(config_digest(new), set_aux) and not digest_matches(None, new)
+    # a method's own default, not another method's: minent has no lambda_adv_aux at all
+    assert "lambda_adv_aux" not in load_config("configs/demo/minent.yaml")["method"]
+
+
 def test_resume_without_a_checkpoint_says_so(bench, tmp_path, capsys):
     t = Trainer(tiny_config(bench, TINY), tmp_path, resume=True, progress=False)
     assert t.start_iter == 0

@@ -39,7 +39,8 @@ BOUNDS = {"train.iters": (1, True), "train.pretrain_iters": (0, True), "data.bat
           "data.global_batch_size": (1, True), "data.workers": (0, True), "train.lr": (0, False),
           "train.lr_d": (0, True), "train.log_every": (1, True), "train.val_every": (0, True),
           "train.checkpoint_every": (0, True), "train.keep_every": (0, True), "train.image_every": (0, True),
-          "eval.batch_size": (1, True), "model.num_classes": (1, True), "eval.num_classes": (1, True)}
+          "eval.batch_size": (1, True), "model.num_classes": (1, True), "eval.num_classes": (1, True),
+          "self_training.weight": (0, True), "self_training.mic.weight": (0, True)}
 
 
 def _dataset_defaults(kind, root, split=None, split_list=None, transforms=None):
@@ -353,6 +354,9 @@ def _check_bounds(cfg: dict) -> None:
         if node is not None and (node < low or (node == low and not inclusive)):
             raise ConfigError(f"config key {key!r} must be {'at least' if inclusive else 'greater than'} {low}, "
                               f"got {node!r}")
+    for name, value in cfg["method"].items():  # loss weights: a negative one would maximise its loss
+        if (name.startswith("lambda_") or name == "d_weight") and not (value >= 0):
+            raise ConfigError(f"config key 'method.{name}' is a loss weight and must be at least 0, got {value!r}")
 
 
 def load_config(path: str | Path | None, overrides=()) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from udaseg.config import split_override_list
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
-from udaseg.engine.run_dir import config_digest
+from udaseg.engine.run_dir import config_digest, digest_matches
 from udaseg.reporting.ablation_tables import (  # noqa: F401  (the tables' names, as before the split)
     LABELS, PAPER_ORDER, ROW_ORDER, SUMMARY_COLUMNS, THIN, format_markdown, row_label, row_names, summarise,
     summary_cells)
@@ -41,6 +41,24 @@ def parse_probe(text: str) -> tuple[str, str, list[str]]:
         raise ValueError(f"probe {text!r}: expected NAME=METHOD[,key=value,...] with a new name "
                          f"(not one of {', '.join(LABELS)})")
     return name, method, extra
+
+
+def check_probes(probes, data_dir, seed: int, overrides=()) -> None:
+    """Every probe's name once and its config valid — before anything trains, so a typo in a
+    probe's method or key does not surface hours into a study."""
+    from udaseg.apps.pipeline import demo_config
+
+    names = [name for name, _, _ in probes]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"probe name(s) given twice: {', '.join(twice)}")
+    for name, method, extra in probes:
+        try:
+            demo_config(method, Path(data_dir), seed, [*overrides, *extra])
+        except FileNotFoundError:
+            raise ValueError(f"probe {name}: no demo config for method {method!r} (configs/demo/{method}.yaml)") from None
+        except ValueError as exc:
+            raise ValueError(f"probe {name}: {exc}") from None
 
 
 QUICK_DIVISOR = 10  # --quick: every schedule this many times shorter (a check that all rows run, not a result)
@@ -78,7 +96,7 @@ def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bo
         import yaml
 
         digest = run["config_digest"] = config_digest(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
-    if digest != config_digest(cfg):
+    if not digest_matches(digest, cfg):
         raise ValueError(f"{path}: {key} was measured with another config than the current one (an older "
                          f"recipe or other weights); write this study to another folder (--out)")
     return True
@@ -95,6 +113,7 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
     from udaseg.apps.pipeline import demo_config
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_probes(probes, data_dir, seeds[0] if seeds else 0, overrides)
     if not demo_is_complete(data_dir):
         log(f"writing the embedded benchmark to {data_dir} ...")
         write_demo(data_dir, seed=0, progress=progress)

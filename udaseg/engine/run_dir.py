@@ -41,7 +41,15 @@ def _flatten(node: dict, prefix: str = "") -> dict:
     return out
 
 
-def _default(key: str):
+def _default(key: str, cfg: dict | None = None):
+    """The default of a dotted key; a ``method.*`` key's is its method's (``cfg``'s method)."""
+    if key.startswith("method.") and key != "method.name" and cfg is not None:
+        from udaseg.methods import method_defaults
+
+        try:
+            return method_defaults(cfg.get("method", {}).get("name", DEFAULTS["method"]["name"])).get(key[7:])
+        except KeyError:  # an unknown method: its config is refused elsewhere, by name
+            return None
     node = DEFAULTS
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -53,16 +61,17 @@ def _default(key: str):
 def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_resolved: dict | None = None) -> dict:
     """``{key: (checkpoint value, config value)}`` for the keys that change the result.
 
-    A key the checkpoint's config lacks (it predates the key) counts as its default then. An
-    ``auto`` value counts as what it resolved to (``resolved`` in the checkpoint / trainer)."""
+    A key the checkpoint's config lacks (it predates the key) counts as its default then — a
+    method's own key as that method's default. An ``auto`` value counts as what it resolved to
+    (``resolved`` in the checkpoint / trainer)."""
     a, b = _flatten(old), _flatten(new)
     old_resolved, new_resolved = old_resolved or {}, new_resolved or {}
     changed = {}
     for key in sorted(set(a) | set(b)):
         if key.startswith(RESUME_SAFE_KEYS):
             continue
-        va = a.get(key, _default(key))
-        vb = b.get(key, _default(key))
+        va = a.get(key, _default(key, old))
+        vb = b.get(key, _default(key, new))
         short = key.rsplit(".", 1)[-1]
         if va == "auto" and short in old_resolved:
             va = old_resolved[short]
@@ -73,14 +82,30 @@ def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_r
     return changed
 
 
+def _digest(items) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(sorted(items), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def config_digest(cfg: dict) -> str:
     """A short fingerprint of the keys of ``cfg`` that change the result (not the resume-safe
     ones): two configs with the same digest train the same weights. Study results store it per
-    run, so a result of an older recipe is never taken for the current one's."""
-    import hashlib
+    run, so a result of an older recipe is never taken for the current one's. Keys at their
+    default are left out, so a key added later with a neutral default (a config from before it
+    lacks it) does not change the digest."""
+    return _digest((k, v) for k, v in _flatten(cfg).items()
+                   if not k.startswith(RESUME_SAFE_KEYS) and v != _default(k, cfg))
 
-    items = sorted((k, v) for k, v in _flatten(cfg).items() if not k.startswith(RESUME_SAFE_KEYS))
-    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def legacy_config_digest(cfg: dict) -> str:
+    """The digest as results stored it before defaults were left out (every key)."""
+    return _digest((k, v) for k, v in _flatten(cfg).items() if not k.startswith(RESUME_SAFE_KEYS))
+
+
+def digest_matches(stored: str | None, cfg: dict) -> bool:
+    """Whether a stored digest (either form) is ``cfg``'s."""
+    return stored is not None and stored in (config_digest(cfg), legacy_config_digest(cfg))
 
 
 def describe_changes(changes: dict) -> str:
