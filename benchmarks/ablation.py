@@ -28,8 +28,11 @@ def main(argv=None):
     except ValueError as exc:
         p.error(str(exc))
     out = args.out or ("runs/ablation_quick" if args.quick else "runs/ablation")
-    summary = run_ablation(args.data, out, [int(s) for s in args.seeds.split(",")], args.overrides,
-                           progress=sys.stderr.isatty(), probes=probes, quick=args.quick, publish_dir=args.publish)
+    try:
+        summary = run_ablation(args.data, out, [int(s) for s in args.seeds.split(",")], args.overrides,
+                               progress=sys.stderr.isatty(), probes=probes, quick=args.quick, publish_dir=args.publish)
+    except ValueError as exc:
+        p.error(str(exc))
     from udaseg.apps.ablation import format_markdown
 
     print(format_markdown(summary))

@@ -9,6 +9,7 @@ and the projected time of the paper's schedule (20k source-only + 40k adaptation
     python benchmarks/gpu_check.py --ddp            # every visible GPU, under torchrun
     python benchmarks/gpu_check.py --amp fp16 --val train.channels_last=true
     python benchmarks/gpu_check.py --config configs/gta5_cityscapes/fgd_ent_st_mic.yaml   # + teacher, ClassMix, MIC, RCS
+        (other --source/--target sizes: also data.source.transforms.crop=[W,H] of the target's size)
     python benchmarks/gpu_check.py --device cpu --arch deeplabv2_resnet18 --source 64x32 --target 64x32 \\
         --iters 2 --warmup 1 --log-every 1 --source-only-iters 0 --workers 0      # CPU smoke run
 

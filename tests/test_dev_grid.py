@@ -87,3 +87,14 @@ def test_a_result_of_another_config_is_refused(tmp_path):
         check_measured({"runs": {"0/fada": {"miou": 0.3}}}, "0/fada", other, "a.json", tmp_path)
     with pytest.raises(ValueError, match="measured with another config"):  # no digest, no run directory
         check_measured({"runs": {"0/fada": {"miou": 0.3}}}, "0/fada", cfg, "a.json")
+
+
+def test_bad_probes_are_refused_before_anything_trains(tmp_path):
+    """A typo in a probe's method or key, or a name given twice, fails at once, naming the probe."""
+    with pytest.raises(ValueError, match="probe p1: no demo config for method 'fgd_entt'"):
+        G.run_grid(tmp_path, tmp_path, methods=(), probes=[("p1", "fgd_entt", [])])
+    with pytest.raises(ValueError, match=r"probe p2: unknown config key 'method.lambda_advv'"):
+        G.run_grid(tmp_path, tmp_path, methods=(), probes=[("p2", "fada", ["method.lambda_advv=0.1"])])
+    with pytest.raises(ValueError, match="probe name.s. given twice: p3"):
+        G.run_grid(tmp_path, tmp_path, methods=(), probes=[("p3", "fada", []), ("p3", "fgd_ent", [])])
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written

@@ -88,6 +88,18 @@ def test_source_and_target_of_different_sizes_are_refused_naming_the_transforms(
         Trainer(cfg, tmp_path / "files", progress=False).train()
 
 
+def test_static_output_size_of_transforms():
+    from udaseg.engine.mean_teacher import output_size
+
+    assert output_size({"resize": [1280, 720], "crop": [512, 512]}) == (512, 512)
+    assert output_size({"resize": [1024, 512], "hflip": 0.5}) == (1024, 512)
+    assert output_size({"resize_image": [1024, 512]}) == (1024, 512)
+    assert output_size({"resize": [64, 32], "random_scale": [0.5, 2.0]}) is None  # random without a crop
+    assert output_size({"hflip": 0.5}) is None and output_size(None) is None  # the files' own size
+    with pytest.raises(ValueError, match="transform 'crop' needs \\[W, H\\], got 512"):
+        output_size({"crop": 512})
+
+
 def test_jittered_target_images_are_refused_with_self_training(bench, tmp_path):
     cfg = tiny_config(bench, ["train.iters=1", *ST, "data.target.transforms.color_jitter={brightness: 0.3}"])
     with pytest.raises(ValueError, match=r"data\.target\.transforms\.color_jitter is set.*un-augmented"):

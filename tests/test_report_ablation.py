@@ -47,7 +47,7 @@ def test_summary_table_numbers(results_file):
     # gap: source-only 10.5 → oracle 20.5, (13.0 − 10.5) / 10 = 25%
     # paired: FADA − control per seed = (+2.0, −1.0): mean +0.5, std √((1.5² + 1.5²) / 1) = 2.1
     assert _row(page, "fine-grained D (FADA)") == ["13.0 ± 1.4", "14.0 / 12.0", "+0.5", "+0.5 ± 2.1", "25%"]
-    assert _row(page, "BN-only control") == ["12.5 ± 0.7", "12.0 / 13.0", "+0.0", "+0.0 ± 0.0", "20%"]
+    assert _row(page, "BN-only control") == ["12.5 ± 0.7", "12.0 / 13.0", "+0.0", "–", "20%"]
     assert _row(page, "source-only (stage 1)") == ["10.5 ± 0.7", "10.0 / 11.0", "-2.0", "-2.0 ± 0.0", "0%"]
     assert _row(page, "oracle (target labels)") == ["20.5 ± 0.7", "20.0 / 21.0", "+8.0", "–", "100%"]  # from scratch
     # runs absent from the file (MinEnt, AdaBN, continue) are not invented
@@ -79,8 +79,8 @@ def test_paired_ordering_sees_through_the_stage_one_spread(results_file):
         results["runs"][f"{seed}/bn_control"] = _run(base + 0.5)
     summary = summarise(results)
     assert summary["paper_order_holds"] is False and summary["paper_order_holds_paired"] is True
-    mean, std = summary["rows"]["fgd_ent"]["paired_gain"]  # (13.0 − 10.5, 19.1 − 16.5) = (2.5, 2.6)
-    assert mean == pytest.approx(2.55) and std == pytest.approx(0.0707107, abs=1e-6)
+    mean, std, n = summary["rows"]["fgd_ent"]["paired_gain"]  # (13.0 − 10.5, 19.1 − 16.5) = (2.5, 2.6)
+    assert mean == pytest.approx(2.55) and std == pytest.approx(0.0707107, abs=1e-6) and n == 2
 
 
 def test_per_class_tables_mark_thin_classes_and_show_ground_truth(results_file):
@@ -156,3 +156,22 @@ def test_probe_rows_follow_the_ablation_rows(results_file):
     assert _row(page, label) == ["15.5 ± 0.7", "15.0 / 16.0", "+3.0", "+3.0 ± 0.0", "50%"]
     summary = page.split("<h2>")[1]
     assert summary.index("oracle (target labels)") < summary.index(label)  # after the ablation's own rows
+
+
+def test_no_ordering_verdict_from_one_seed_or_from_seeds_a_run_lacks(results_file):
+    """One seed has no spread; a run missing on a seed cannot be 'above on every seed'. The paired
+    cell says on how many seeds it rests when the control lacks some."""
+    from udaseg.reporting.ablation_tables import format_markdown, summarise
+
+    results = json.loads(results_file.read_text())
+    one = {"runs": {k: v for k, v in results["runs"].items() if k.startswith("0/")}}
+    s1 = summarise(one)
+    assert s1["paper_order_holds"] is None and s1["paper_order_holds_paired"] is None
+    assert "not measured yet" in format_markdown(s1)
+    partial = json.loads(results_file.read_text())
+    partial["runs"]["2/fgd_ent"] = _run(30.0)  # a third seed for one run only
+    s2 = summarise(partial)
+    assert s2["paper_order_holds"] is None and s2["paper_order_holds_paired"] is None
+    assert s2["rows"]["fgd_ent"]["paired_gain"][2] == 2  # seeds 0 and 1: the control has no seed 2
+    row = next(line for line in format_markdown(s2).splitlines() if line.startswith("| fine-grained D + entropy"))
+    assert "(n=2)" in row

@@ -20,7 +20,9 @@ grid continues where it stopped.
 *Dev probes* investigate a method on dev (never on val): each is one more run from the grid's
 stage-1 checkpoint with its own method and overrides (``NAME=METHOD[,key=value,...]``, e.g.
 ``softmax_d=fgd_ent,method.d_input=softmax``), reported in a table of their own. A probe takes its
-method's weights from ``configs/demo/<method>.yaml`` (where the grid's chosen values are written).
+method's weights from ``configs/demo/<method>.yaml`` (where the grid's chosen values are written);
+a probe measured before that file changed is refused as another config's result: give the
+re-run a new name.
 """
 from __future__ import annotations
 
@@ -103,7 +105,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     """Run every missing grid point (parents' grids first), then every missing dev probe (see the
     module's docstring), evaluate each on dev, and summarise. ``stage1``: the source-only
     checkpoint to adapt from (default: trained into <out>/source_only)."""
-    from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results
+    from udaseg.apps.ablation import check_measured, check_probes, evaluate_checkpoint, publish_results
     from udaseg.apps.pipeline import demo_config
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
@@ -113,6 +115,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
         raise ValueError(f"no dev grid for {', '.join(sorted(unknown))}; methods with one: {', '.join(GRID)}")
     methods = [m for m in GRID if m in methods]  # parents first
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_probes(probes, data_dir, seed, overrides)
     path = out_dir / "grid.json"
     results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
     results.update(seed=seed, overrides=list(overrides))

@@ -82,13 +82,15 @@ def check_self_training_run(cfg: dict) -> None:
 def output_size(transforms: dict | None) -> tuple[int, int] | None:
     """The (W, H) every image leaves ``transforms`` with, if the config fixes it (a crop, or a
     resize without random scaling); None when it depends on the files or on a random scale."""
+    from udaseg.data.transforms import _size  # a malformed size: its error names the transform
+
     t = transforms or {}
     if t.get("crop"):
-        return tuple(int(v) for v in t["crop"])
+        return _size(t["crop"], "crop")
     if t.get("random_scale"):
         return None
-    size = t.get("resize_image") or t.get("resize")
-    return tuple(int(v) for v in size) if size else None
+    key = "resize_image" if t.get("resize_image") else "resize"
+    return _size(t[key], key) if t.get(key) else None
 
 
 class SelfTraining:

@@ -55,13 +55,17 @@ def summarise(results: dict) -> dict:
     so, orc, bn = rows.get("source_only"), rows.get("target_only"), rows.get("bn_control")
     for name, row in rows.items():
         row["gain_vs_bn_control"] = row["mean"] - bn["mean"] if bn else None
-        # the oracle trains from scratch, not from the seed's stage-1 checkpoint: nothing to pair
-        paired = paired_differences(by_seed["bn_control"], by_seed[name]) if bn and name != "target_only" else []
-        row["paired_gain"] = _mean_std(paired) if paired else None
+        # the oracle trains from scratch, not from the seed's stage-1 checkpoint: nothing to pair;
+        # the control against itself is no figure
+        paired = (paired_differences(by_seed["bn_control"], by_seed[name])
+                  if bn and name not in ("target_only", "bn_control") else [])
+        row["paired_gain"] = (*_mean_std(paired), len(paired)) if paired else None
         gap = (orc["mean"] - so["mean"]) if so and orc else None
         row["gap_closed"] = (row["mean"] - so["mean"]) / gap if gap else None
     holds = holds_paired = None
-    if all(n in rows for n in PAPER_ORDER):
+    # a spread needs two seeds, and "on every seed" every run of the ordering on the same seeds
+    if all(n in rows for n in PAPER_ORDER) and len({frozenset(by_seed[n]) for n in PAPER_ORDER}) == 1 \
+            and len(by_seed[PAPER_ORDER[0]]) >= 2:
         steps = list(zip(PAPER_ORDER, PAPER_ORDER[1:]))
         # unpaired: each step's difference of means exceeds both runs' std over seeds
         holds = all(rows[b]["mean"] - rows[a]["mean"] > max(rows[a]["std"], rows[b]["std"]) for a, b in steps)
@@ -70,8 +74,8 @@ def summarise(results: dict) -> dict:
         holds_paired = True
         for a, b in steps:
             d = paired_differences(by_seed[a], by_seed[b])
-            mean, std = _mean_std(d) if d else (0.0, 0.0)
-            holds_paired &= bool(d) and min(d) > 0 and mean > std
+            mean, std = _mean_std(d)
+            holds_paired &= min(d) > 0 and mean > std
     return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
             "paper_order_holds_paired": holds_paired, "probes": dict(results.get("probes", {}))}
 
@@ -98,13 +102,16 @@ SUMMARY_COLUMNS = ("run", "mIoU mean ± std", "per seed", "vs BN-only control", 
 def summary_cells(row: dict, missing: str = "") -> list[str]:
     """The summary table's cells after the run's name (see ``SUMMARY_COLUMNS``), as text."""
     gain = missing if row["gain_vs_bn_control"] is None else f"{row['gain_vs_bn_control']:+.1f}"
-    paired = missing if row.get("paired_gain") is None else "{:+.1f} ± {:.1f}".format(*row["paired_gain"])
+    paired = missing
+    if row.get("paired_gain") is not None:
+        mean, std, n = row["paired_gain"]
+        paired = f"{mean:+.1f} ± {std:.1f}" + (f" (n={n})" if n < row["n"] else "")  # seeds the control lacks
     gap = missing if row["gap_closed"] is None else f"{round(100 * row['gap_closed']) or 0}%"  # no "-0%"
     return [f"{row['mean']:.1f} ± {row['std']:.1f}", " / ".join(f"{v:.1f}" for v in row["per_seed"]), gain, paired, gap]
 
 
 def verdict(holds) -> str:
-    return "yes" if holds else "no" if holds is not None else "not measured yet"
+    return "yes" if holds else "no" if holds is not None else "not measured yet (needs every run on the same ≥ 2 seeds)"
 
 
 ORDER_RULES = ("unpaired: each step's difference of means exceeds both runs' std over seeds",
@@ -123,7 +130,8 @@ def format_markdown(summary: dict) -> str:
             f"the seed spread — {ORDER_RULES[0]}: **{verdict(summary['paper_order_holds'])}**; "
             f"{ORDER_RULES[1]}: **{verdict(summary.get('paper_order_holds_paired'))}**.", "",
             "Paired: each seed's run minus that seed's BN-only control (both from the seed's stage-1 "
-            "checkpoint), mean ± std over seeds — the stage-1 model's seed variance cancels out.", ""]
+            "checkpoint), mean ± std over seeds — the stage-1 model's seed variance largely cancels (the adaptation "
+            "stage's own remains).", ""]
     cls = [c[:5] for c in Lb.CLASSES_19]
     out += ["Per-class IoU (%, mean over seeds); thin classes: " + ", ".join(THIN) + ".", "",
             "| run | " + " | ".join(cls) + " |", "|---|" + "---|" * len(cls)]

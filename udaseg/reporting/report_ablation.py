@@ -115,7 +115,7 @@ def miou_chart_png(summary: dict) -> bytes:
 def render_ablation_html(results: dict, source: Path, title: str | None = None) -> str:
     summary = summarise(results)
     title = title or "udaseg ablation on the embedded benchmark"
-    words = {True: "yes", False: "no", None: "not measured (a run of the ordering is missing)"}
+    words = {True: "yes", False: "no", None: "not measured (needs every run of the ordering on the same ≥ 2 seeds)"}
     verdict, verdict_paired = words[summary["paper_order_holds"]], words[summary["paper_order_holds_paired"]]
     order = " &lt; ".join(html.escape(LABELS[n]) for n in PAPER_ORDER)
     overrides = results.get("overrides") or []
