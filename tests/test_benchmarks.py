@@ -169,6 +169,9 @@ def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path
     assert probe_cfg["method"]["d_input"] == "softmax" and probe_cfg["train"]["iters"] == 2
     assert probe_cfg["train"]["init_from"] == str(tmp_path / "source_only" / "checkpoints" / "last.pt")
     assert "| softmax_d | fada | method.d_input=softmax |" in (tmp_path / "GRID.md").read_text()
+    assert grid["stage1"]["checkpoint"] == str(tmp_path / "source_only" / "checkpoints" / "last.pt")
+    assert 0 <= grid["stage1"]["dev_miou"] <= 1 and "The stage-1 (source-only) checkpoint itself" in \
+        (tmp_path / "GRID.md").read_text()
     assert sorted(grid["runs"]) == ["fada/lambda_adv=0.001", "fada/lambda_adv=0.01", "fada/lambda_adv=0.1",
                                     "fgd_ent/lambda_ent=0.001", "fgd_ent/lambda_ent=0.01", "fgd_ent/lambda_ent=0.1"]
     best_fada = max((r for k, r in grid["runs"].items() if k.startswith("fada/")), key=lambda r: r["dev_miou"])

@@ -119,9 +119,14 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     path = out_dir / "grid.json"
     results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
     results.update(seed=seed, overrides=list(overrides))
+    src = demo_config("source_only", data_dir, seed, overrides)
     if stage1 is None:
-        src = demo_config("source_only", data_dir, seed, overrides)
         stage1 = run_training(src, out_dir / "source_only", resume=True, progress=progress)["main"]["last"]
+    if results.get("stage1", {}).get("checkpoint") != str(stage1):
+        # the starting point of every run, on dev: what each grid point gains from it
+        ev = evaluate_checkpoint(stage1, dev_config(src))
+        results["stage1"] = {"checkpoint": str(stage1), "dev_miou": ev["miou"], "dev_iou": ev["iou"]}
+        atomic_write_json(path, results)
     adapt_iters = demo_config("fgd_ent", data_dir, seed, overrides)["train"]["iters"]
 
     def adaptation_config(method, extra):
@@ -169,7 +174,9 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
 
 def format_markdown(results: dict) -> str:
     out = [f"Dev mIoU19 (%, last checkpoints, seed {results.get('seed', GRID_SEED)}, the ablation's schedule from "
-           "one stage-1 checkpoint). **Bold**: chosen.", "",
+           "one stage-1 checkpoint). **Bold**: chosen."
+           + (f" The stage-1 (source-only) checkpoint itself: {100 * results['stage1']['dev_miou']:.1f}."
+              if "stage1" in results else ""), "",
            "| method | varied | inherited / tied | dev mIoU per value | dev runs behind the choice |", "|---|---|---|---|---|"]
     for method, spec in GRID.items():
         key, values = spec["vary"]
