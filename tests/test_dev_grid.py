@@ -98,3 +98,11 @@ def test_bad_probes_are_refused_before_anything_trains(tmp_path):
     with pytest.raises(ValueError, match="probe name.s. given twice: p3"):
         G.run_grid(tmp_path, tmp_path, methods=(), probes=[("p3", "fada", []), ("p3", "fgd_ent", [])])
     assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_the_table_names_inherited_weights_and_the_tie_not_one_point_s_tied_value():
+    results = {"seed": 3, "runs": dict(_result("fgd_ent", v, m, ["method.lambda_adv=0.01"])
+                                       for v, m in ((1e-3, 0.20), (1e-2, 0.22), (1e-1, 0.21)))}
+    row = next(line for line in G.format_markdown(results).splitlines() if line.startswith("| fgd_ent"))
+    assert row == ("| fgd_ent | method.lambda_ent | method.lambda_adv=0.01 method.lambda_ent_aux = 0.2 × lambda_ent "
+                   "| 0.001: 20.0 / **0.01: 22.0** / 0.1: 21.0 | 6 |")

@@ -191,8 +191,10 @@ def format_markdown(results: dict) -> str:
             else:
                 text = f"{v:g}: {100 * r['dev_miou']:.1f}"
                 cells.append(f"**{text}**" if best and best["name"] == r["name"] else text)
-        first = next(r for r in runs if r is not None)
-        fixed = [o for o in first["overrides"] if not o.startswith(key + "=")]
+        first, value = next((r, v) for r, v in zip(runs, values) if r is not None)
+        own = set(point_overrides(method, value))
+        fixed = [o for o in first["overrides"] if o not in own]  # inherited from the parents' choices
+        fixed += [f"{k} = {factor:g} × {key.rsplit('.', 1)[-1]}" for k, factor in spec.get("tied", {}).items()]
         out.append(f"| {method} | {key} | {' '.join(fixed) or '–'} | {' / '.join(cells)} | {runs_behind(method)} |")
     if results.get("probes"):
         out += ["", "Dev probes (the same stage-1 checkpoint and schedule; weights from configs/demo).", "",
