@@ -72,7 +72,7 @@ def test_a_result_of_another_config_is_refused(tmp_path):
     results = {"runs": {"0/fada": {"miou": 0.3, "config_digest": config_digest(cfg)}}}
     assert check_measured(results, "0/fada", cfg, "a.json") is True
     assert check_measured(results, "0/minent", cfg, "a.json") is False  # not measured yet
-    other = load_config("configs/demo/fada.yaml", ["method.lambda_adv=0.1"])
+    other = load_config("configs/demo/fada.yaml", ["method.lambda_adv=0.5"])  # not the file's value
     with pytest.raises(ValueError, match="a.json: 0/fada was measured with another config"):
         check_measured(results, "0/fada", other, "a.json")
     # resume-safe keys (logging, threads, the validation split) do not change the digest
