@@ -38,7 +38,7 @@ from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult
 from udaseg.engine.inputs import normalize_images
 from udaseg.data.rcs import RareClassCropDataset, RareClassSampler, class_pixel_stats
-from udaseg.engine.mean_teacher import SelfTraining, check_self_training_config, check_self_training_run
+from udaseg.engine.mean_teacher import SelfTraining, check_self_training_run
 from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_dir import (RunDirError, append_history, config_changes, describe_changes,
@@ -119,8 +119,7 @@ class Trainer:
         self._paused_at = None  # where train(stop_at) returned, that iteration's periodic actions not run
         # the split is part of the best: validate_on is resume-safe, and a dev mIoU is no match for a val one
         self.best = {"miou": -1.0, "iter": None, "split": tc["validate_on"]}
-        check_self_training_run(cfg)
-        check_self_training_config(cfg["self_training"], self.method)
+        check_self_training_run(cfg)  # includes check_self_training_config for this method
         restored = load_checkpoint(last) if resume and last.is_file() else None
         if restored is not None:
             self._restore(restored)

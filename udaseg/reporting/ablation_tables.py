@@ -48,7 +48,8 @@ def summarise(results: dict) -> dict:
         m = np.array([r["miou"] for r in rs]) * 100
         iou = np.array([[np.nan if v is None else v for v in r["iou"]] for r in rs]) * 100
         frac = np.array([r["predicted_fractions"] for r in rs]) * 100
-        rows[name] = {"n": len(rs), "mean": float(m.mean()), "std": float(m.std(ddof=1)) if len(rs) > 1 else 0.0,
+        mean, std = _mean_std(m)
+        rows[name] = {"n": len(rs), "mean": mean, "std": std,
                       "per_seed": m.tolist(), "iou": np.nanmean(iou, 0).tolist() if len(iou) else [],
                       "fractions": frac.mean(0).tolist()}
     label_frac = (np.array(next(iter(results["runs"].values()))["label_fractions"]) * 100).tolist() if results["runs"] else []
