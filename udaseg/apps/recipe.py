@@ -25,10 +25,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from udaseg.config import split_override_list
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
+from udaseg.reporting.ablation_tables import mean_std
 
 TARGETS = {  # issue "decisive benchmark": what a recipe must reach (means over seeds)
     "oracle_min": 50.0,
@@ -113,9 +112,9 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
 
 
 def _stats(values: list[float]) -> dict:
-    v = np.array(values) * 100
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v),
-            "per_seed": v.tolist()}
+    v = [100 * x for x in values]
+    mean, std = mean_std(v)
+    return {"mean": mean, "std": std, "n": len(v), "per_seed": v}
 
 
 def summarise(results: dict) -> dict:

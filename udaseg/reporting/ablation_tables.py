@@ -27,7 +27,8 @@ def paired_differences(a: dict[int, float], b: dict[int, float]) -> list[float]:
     return [b[s] - a[s] for s in sorted(set(a) & set(b))]
 
 
-def _mean_std(values) -> tuple[float, float]:
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample std (ddof 1; 0 for one value) — the one definition every table uses."""
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
@@ -48,7 +49,7 @@ def summarise(results: dict) -> dict:
         m = np.array([r["miou"] for r in rs]) * 100
         iou = np.array([[np.nan if v is None else v for v in r["iou"]] for r in rs]) * 100
         frac = np.array([r["predicted_fractions"] for r in rs]) * 100
-        mean, std = _mean_std(m)
+        mean, std = mean_std(m)
         rows[name] = {"n": len(rs), "mean": mean, "std": std,
                       "per_seed": m.tolist(), "iou": np.nanmean(iou, 0).tolist() if len(iou) else [],
                       "fractions": frac.mean(0).tolist()}
@@ -60,7 +61,7 @@ def summarise(results: dict) -> dict:
         # the control against itself is no figure
         paired = (paired_differences(by_seed["bn_control"], by_seed[name])
                   if bn and name not in ("target_only", "bn_control") else [])
-        row["paired_gain"] = (*_mean_std(paired), len(paired)) if paired else None
+        row["paired_gain"] = (*mean_std(paired), len(paired)) if paired else None
         gap = (orc["mean"] - so["mean"]) if so and orc else None
         row["gap_closed"] = (row["mean"] - so["mean"]) / gap if gap else None
     holds = holds_paired = None
@@ -75,7 +76,7 @@ def summarise(results: dict) -> dict:
         holds_paired = True
         for a, b in steps:
             d = paired_differences(by_seed[a], by_seed[b])
-            mean, std = _mean_std(d)
+            mean, std = mean_std(d)
             holds_paired &= min(d) > 0 and mean > std
     return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
             "paper_order_holds_paired": holds_paired, "probes": dict(results.get("probes", {}))}
