@@ -56,6 +56,9 @@ def test_source_only_with_self_training_is_dacs(bench, tmp_path):
     t.train()
     log = (tmp_path / "metrics.jsonl").read_text()
     assert '"st_mix"' in log and '"pseudo_weight"' in log and '"st_mic"' not in log
+    # trainable BN: "auto" is the references' train-mode teacher, recorded with the run
+    assert t.st.teacher.bn == "batch" and t.resolved["teacher_bn"] == "batch"
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["resolved"]["teacher_bn"] == "batch"
 
 
 @pytest.mark.parametrize("override,message", [
@@ -65,10 +68,12 @@ def test_source_only_with_self_training_is_dacs(bench, tmp_path):
     ("self_training.alpha=-0.1", "self_training.alpha"),
     ("self_training.mic.ratio=1.0", "self_training.mic.ratio"),
     ("self_training.pseudo_weight=pixel", "self_training.pseudo_weight"),
+    ("self_training.teacher_bn=train", "self_training.teacher_bn"),
+    ("model.bn_mode=frozen self_training.teacher_bn=batch", "self_training.teacher_bn"),
 ])
 def test_bad_self_training_values_name_their_key(bench, tmp_path, override, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
-        Trainer(tiny_config(bench, ["train.iters=1", *ST, override]), tmp_path, progress=False)
+        Trainer(tiny_config(bench, ["train.iters=1", *ST, *override.split()]), tmp_path, progress=False)
 
 
 def test_self_training_on_an_oracle_or_without_source_is_refused(bench, tmp_path):

@@ -2,6 +2,7 @@
 pixel-weighted CE, MIC block masks (udaseg.engine.teacher, udaseg.data.mixing,
 udaseg.engine.self_training)."""
 import colorsys
+import copy
 import math
 
 import numpy as np
@@ -105,6 +106,49 @@ def test_teacher_has_no_grad_and_stays_in_eval_mode():
                                         teacher.model[1].weight, teacher.model[1].bias, False, 0.0, 1e-5)
     assert torch.allclose(y, expected)  # eval-mode BN: running statistics, not the batch's
     assert teacher.model[1].running_mean.item() == 0.0  # the forward did not update statistics
+
+
+def test_batch_statistics_teacher_normalises_with_the_batch_and_keeps_its_buffers():
+    """teacher_bn=batch: BN uses the labelled batch's mean and (biased) variance, as the references'
+    train-mode teacher; unlike a train-mode forward, the running statistics stay untouched."""
+    student = _tiny(1.0, 0.0)
+    teacher = EMATeacher(student, 0.99, bn="batch")
+    x = torch.tensor([1.0, 2.0, 3.0, 6.0]).view(4, 1, 1, 1)  # mean 3, biased variance 3.5
+    y = teacher(x).flatten()
+    expected = (torch.tensor([1.0, 2.0, 3.0, 6.0]) - 3.0) / math.sqrt(3.5 + 1e-5)
+    assert torch.allclose(y, expected, atol=1e-6)
+    bn = teacher.model[1]
+    assert bn.running_mean.item() == 0.0 and bn.running_var.item() == 1.0 and bn.num_batches_tracked.item() == 0
+    assert not bn.training and bn.track_running_stats  # restored after the forward
+    assert torch.allclose(EMATeacher(student, 0.99)(x).flatten(), x.flatten() / math.sqrt(1 + 1e-5))  # eval
+
+
+def test_batch_statistics_teacher_equals_a_train_mode_deeplab_forward():
+    from udaseg.models import build_segmentor
+    torch.manual_seed(0)
+    student = build_segmentor("deeplabv2_resnet18", 4, multi_level=True, bn_mode="trainable")
+    teacher = EMATeacher(student, 0.999, bn="batch")
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    x = torch.randn(2, 3, 33, 33)
+    with torch.no_grad():
+        reference = copy.deepcopy(student).train()(x)  # the references' train-mode teacher
+    out = teacher(x)
+    assert torch.allclose(out.logits, reference.logits, atol=1e-5)
+    assert torch.allclose(out.aux_logits, reference.aux_logits, atol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # nothing updated
+    with pytest.raises(ValueError, match="teacher_bn"):
+        EMATeacher(student, 0.9, bn="train")
+    frozen = build_segmentor("deeplabv2_resnet18", 4, multi_level=False, bn_mode="frozen")
+    with pytest.raises(ValueError, match="teacher_bn is batch, but the model's BN layers are frozen"):
+        EMATeacher(frozen, 0.9, bn="batch")
+
+
+@pytest.mark.parametrize("value,bn_mode,expected", [
+    ("auto", "frozen", "eval"), ("auto", "trainable", "batch"), ("auto", "frozen_affine", "batch"),
+    ("auto", "sync", "batch"), ("eval", "trainable", "eval"), ("batch", "trainable", "batch")])
+def test_teacher_bn_auto_is_the_references_train_mode_teacher(value, bn_mode, expected):
+    from udaseg.engine.mean_teacher import resolve_teacher_bn
+    assert resolve_teacher_bn(value, bn_mode) == expected
 
 
 def test_state_dict_round_trip_resumes_exactly():

@@ -103,6 +103,9 @@ DEFAULTS: dict[str, Any] = {
         "ignore_bottom": 0,  # DAFormer base 0 (120 in its GTA→CS run: the ego car)
         "include_ignore": True,  # ClassMix may pick the ignore label as a class (DACS does)
         "teacher_buffers": "keep",  # keep | copy: BN statistics of the teacher (references: keep)
+        # auto | eval | batch: how the teacher's BN normalises; auto = the references' train-mode
+        # teacher: batch statistics when BN trains, running ones when model.bn_mode is frozen
+        "teacher_bn": "auto",
         "jitter_prob": 0.8,  # strong augmentation, DAFormer mmseg/models/utils/dacs_transforms.py
         "jitter_strength": 0.2,
         "blur_prob": 0.5,

@@ -28,7 +28,7 @@ import torch
 from udaseg.data.mixing import class_mix, strong_transform
 from udaseg.engine.self_training import (block_mask, check_mask_ratio, check_tau, pixel_weighted_cross_entropy,
                                          pseudo_labels, step_generator)
-from udaseg.engine.teacher import EMATeacher, check_alpha
+from udaseg.engine.teacher import TEACHER_BN, EMATeacher, check_alpha
 from udaseg.methods.base import Terms
 
 Forward = Callable[..., object]  # images (N, 3, H, W) in [0, 255] [, mask] -> SegmentorOutput
@@ -44,6 +44,8 @@ def check_self_training_config(cfg: dict, method) -> None:
     check_mask_ratio(cfg["mic"]["ratio"])
     if cfg["pseudo_weight"] not in ("image", "batch"):
         raise ValueError(f"config key 'self_training.pseudo_weight' is {cfg['pseudo_weight']!r}; expected image or batch")
+    if cfg["teacher_bn"] not in ("auto", *TEACHER_BN):
+        raise ValueError(f"config key 'self_training.teacher_bn' is {cfg['teacher_bn']!r}; expected auto, eval or batch")
     if not method.uses_source:
         raise ValueError(f"self_training needs labelled source images to mix into the target (ClassMix); "
                          f"method {method.name} has none")
@@ -66,6 +68,7 @@ def check_self_training_run(cfg: dict) -> None:
     if method is None or not st["enabled"]:
         return
     check_self_training_config(st, method)
+    resolve_teacher_bn(st["teacher_bn"], cfg["model"]["bn_mode"])
     tgt = data["target"].get("transforms") or {}
     if tgt.get("color_jitter"):
         # the teacher labels the target image the student is given; DACS / DAFormer / MIC load
@@ -77,6 +80,18 @@ def check_self_training_run(cfg: dict) -> None:
         raise ValueError(f"self_training mixes source into target images, so both must have one size: "
                          f"data.source.transforms give {src_size[0]}x{src_size[1]}, data.target.transforms "
                          f"{tgt_size[0]}x{tgt_size[1]} (W x H); give the source a crop of the target's size")
+
+
+def resolve_teacher_bn(value: str, bn_mode: str) -> str:
+    """``self_training.teacher_bn`` for a model of ``bn_mode``: ``auto`` is what the references'
+    train-mode teacher does — BN that trains normalises with the batch's statistics, frozen BN with
+    its fixed ones (udaseg/engine/teacher.py)."""
+    if value == "auto":
+        return "eval" if bn_mode == "frozen" else "batch"
+    if value == "batch" and bn_mode == "frozen":
+        raise ValueError("config key 'self_training.teacher_bn' is batch, but model.bn_mode is frozen (BN statistics "
+                         "fixed by design, in the student too); use auto or eval")
+    return value
 
 
 def output_size(transforms: dict | None) -> tuple[int, int] | None:
@@ -96,9 +111,10 @@ def output_size(transforms: dict | None) -> tuple[int, int] | None:
 class SelfTraining:
     """The teacher and the self-training passes of one run."""
 
-    def __init__(self, cfg: dict, student: torch.nn.Module, seed: int):
+    def __init__(self, cfg: dict, student: torch.nn.Module, seed: int, bn_mode: str = "frozen"):
         self.cfg, self.seed = cfg, seed
-        self.teacher = EMATeacher(student, alpha=cfg["alpha"], buffers=cfg["teacher_buffers"])
+        self.teacher_bn = resolve_teacher_bn(cfg["teacher_bn"], bn_mode)
+        self.teacher = EMATeacher(student, alpha=cfg["alpha"], buffers=cfg["teacher_buffers"], bn=self.teacher_bn)
 
     # -- the teacher ------------------------------------------------------------------------
     def before_step(self, student: torch.nn.Module, it: int) -> float | None:

@@ -26,13 +26,17 @@ student's buffers at every update (see the mode note below for when that matters
 
 Mode: the references run the teacher in *train* mode (DACS calls ``ema_model.train()``; DAFormer's
 whole UDA module is in train mode and only Dropout/DropPath are switched off), so any BN layer of
-the teacher normalises with the target batch's statistics. Here the teacher always runs in *eval*
-mode — ``train()`` on it is a no-op for the wrapped model, and ``__call__`` runs under
-``torch.no_grad()``. With udaseg's default ``model.bn_mode: frozen`` (BN always in eval, statistics
-fixed) this is exactly the references' behaviour, and DeepLab-V2 has no dropout. With
-``frozen_affine`` / ``trainable`` BN the student's running statistics move; an eval-mode teacher
-then uses its own (``keep``: construction-time) statistics, or the student's current ones with
-``buffers="copy"`` — the closest eval-mode analogue of the references' batch statistics.
+the teacher that is not frozen normalises with the target batch's statistics. Here the teacher's
+model stays in eval mode (``train()`` on it is a no-op; DeepLab-V2 has no dropout) and ``__call__``
+runs under ``torch.no_grad()``; ``bn`` says how its BN layers normalise:
+
+- ``"eval"``: with the teacher's running statistics (``buffers`` decides which). With
+  ``model.bn_mode: frozen`` (statistics fixed, udaseg's default and the paper's) this is exactly
+  the references' behaviour.
+- ``"batch"``: with the statistics of the batch being labelled, as the references' train-mode
+  teacher does when BN trains (``frozen_affine`` / ``trainable`` / ``sync``) — without updating the
+  teacher's running statistics (which a train-mode forward would; they stay what ``buffers`` made
+  them, so the teacher's state, and resume, are unaffected by its forwards).
 """
 from __future__ import annotations
 
@@ -42,9 +46,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from udaseg.models.frozen_bn import FrozenBatchNorm2d
+
 DEFAULT_ALPHA = 0.999  # DAFormer configs/daformer/gta2cs_uda_warm_fdthings_rcs_croppl_a999_*.py
 DACS_ALPHA = 0.99  # DACS trainUDA.py (alpha_teacher = 0.99)
 BUFFER_POLICIES = ("keep", "copy")
+TEACHER_BN = ("eval", "batch")  # how the teacher's BN layers normalise (module docstring)
 
 
 def check_alpha(alpha: float) -> float:
@@ -81,6 +88,8 @@ class EMATeacher(nn.Module):
         alpha: the EMA decay α in [0, 1) (``ValueError`` naming ``self_training.alpha`` else).
         buffers: ``"keep"`` (the references: buffers never updated) or ``"copy"`` (the student's
             buffers copied at every update).
+        bn: ``"eval"`` (running statistics) or ``"batch"`` (the labelled batch's statistics, as the
+            references' train-mode teacher); a ``FrozenBatchNorm2d`` has no batch mode.
 
     The teacher's parameters have ``requires_grad=False``; calling it runs the copy in eval mode
     under ``torch.no_grad()`` and returns what the segmentor returns.
@@ -96,14 +105,21 @@ class EMATeacher(nn.Module):
             logits = teacher(target_images).logits
     """
 
-    def __init__(self, student: nn.Module, alpha: float = DEFAULT_ALPHA, buffers: str = "keep"):
+    def __init__(self, student: nn.Module, alpha: float = DEFAULT_ALPHA, buffers: str = "keep", bn: str = "eval"):
         super().__init__()
         if buffers not in BUFFER_POLICIES:
             raise ValueError(f"self_training.teacher_buffers must be one of {BUFFER_POLICIES}, got {buffers!r}")
+        if bn not in TEACHER_BN:
+            raise ValueError(f"self_training.teacher_bn must be one of {TEACHER_BN}, got {bn!r}")
         self.alpha = check_alpha(alpha)
         self.buffer_policy = buffers
+        self.bn = bn
         self.model = copy.deepcopy(_unwrap(student))
         self.model.requires_grad_(False)
+        self._norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if bn == "batch" and any(isinstance(m, FrozenBatchNorm2d) for m in self._norms):
+            raise ValueError("self_training.teacher_bn is batch, but the model's BN layers are frozen "
+                             "(model.bn_mode frozen: statistics fixed by design); use teacher_bn eval")
         self.train(False)
 
     def train(self, mode: bool = True) -> "EMATeacher":
@@ -115,7 +131,18 @@ class EMATeacher(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.model.training:  # someone called .train() on the inner module directly
             self.model.train(False)
-        return self.model(*args, **kwargs)
+        if self.bn == "eval":
+            return self.model(*args, **kwargs)
+        # batch statistics without touching the running ones: a BN layer in training mode that
+        # does not track statistics normalises with the batch's and updates nothing
+        tracked = [m.track_running_stats for m in self._norms]
+        for m in self._norms:
+            m.training, m.track_running_stats = True, False
+        try:
+            return self.model(*args, **kwargs)
+        finally:
+            for m, t in zip(self._norms, tracked):
+                m.training, m.track_running_stats = False, t
 
     @torch.no_grad()
     def update(self, student: nn.Module, iteration: int) -> float:
