@@ -82,6 +82,19 @@ def test_a_method_key_added_later_with_a_neutral_default_changes_nothing():
     assert "lambda_adv_aux" not in load_config("configs/demo/minent.yaml")["method"]
 
 
+def test_a_legacy_digest_from_before_teacher_bn_still_matches():
+    """Legacy (every-key) digests were stored before ``self_training.teacher_bn`` existed: a config
+    leaving it at its default is that result's config; one setting it is not."""
+    from udaseg.engine.run_dir import digest_matches, legacy_config_digest
+
+    cfg = load_config("configs/demo/fada.yaml")
+    before = load_config("configs/demo/fada.yaml")
+    del before["self_training"]["teacher_bn"]
+    stored = legacy_config_digest(before)  # what such a result holds
+    assert digest_matches(stored, cfg)
+    assert not digest_matches(stored, load_config("configs/demo/fada.yaml", ["self_training.teacher_bn=eval"]))
+
+
 def test_resume_without_a_checkpoint_says_so(bench, tmp_path, capsys):
     t = Trainer(tiny_config(bench, TINY), tmp_path, resume=True, progress=False)
     assert t.start_iter == 0

@@ -98,9 +98,15 @@ def config_digest(cfg: dict) -> str:
                    if not k.startswith(RESUME_SAFE_KEYS) and v != _default(k, cfg))
 
 
+# Keys added after the legacy digest was retired: no legacy-form result had them, so a config that
+# leaves one at its default is the config such a result was measured with.
+ADDED_AFTER_LEGACY_DIGEST = ("self_training.teacher_bn",)
+
+
 def legacy_config_digest(cfg: dict) -> str:
-    """The digest as results stored it before defaults were left out (every key)."""
-    return _digest((k, v) for k, v in _flatten(cfg).items() if not k.startswith(RESUME_SAFE_KEYS))
+    """The digest as results stored it before defaults were left out (every key that existed then)."""
+    return _digest((k, v) for k, v in _flatten(cfg).items() if not k.startswith(RESUME_SAFE_KEYS)
+                   and not (k in ADDED_AFTER_LEGACY_DIGEST and v == _default(k, cfg)))
 
 
 def digest_matches(stored: str | None, cfg: dict) -> bool:
