@@ -70,6 +70,7 @@ def test_source_only_with_self_training_is_dacs(bench, tmp_path):
     ("self_training.pseudo_weight=pixel", "self_training.pseudo_weight"),
     ("self_training.teacher_bn=train", "self_training.teacher_bn"),
     ("model.bn_mode=frozen self_training.teacher_bn=batch", "self_training.teacher_bn"),
+    ("self_training.teacher_buffers=copy", "self_training.teacher_buffers"),  # batch teacher (trainable BN)
 ])
 def test_bad_self_training_values_name_their_key(bench, tmp_path, override, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):

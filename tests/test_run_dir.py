@@ -82,17 +82,32 @@ def test_a_method_key_added_later_with_a_neutral_default_changes_nothing():
     assert "lambda_adv_aux" not in load_config("configs/demo/minent.yaml")["method"]
 
 
-def test_a_legacy_digest_from_before_teacher_bn_still_matches():
-    """Legacy (every-key) digests were stored before ``self_training.teacher_bn`` existed: a config
-    leaving it at its default is that result's config; one setting it is not."""
-    from udaseg.engine.run_dir import digest_matches, legacy_config_digest
+def test_teacher_bn_in_digests_and_resume_is_its_behaviour():
+    """Results and checkpoints from before ``self_training.teacher_bn`` existed ran an eval-mode
+    teacher: a config whose teacher is eval-mode (frozen BN's ``auto``, an explicit ``eval``, or no
+    self-training at all) is theirs; a batch-statistics teacher is a change, named as one."""
+    from udaseg.engine.run_dir import config_digest, digest_matches, legacy_config_digest
 
-    cfg = load_config("configs/demo/fada.yaml")
-    before = load_config("configs/demo/fada.yaml")
-    del before["self_training"]["teacher_bn"]
-    stored = legacy_config_digest(before)  # what such a result holds
-    assert digest_matches(stored, cfg)
-    assert not digest_matches(stored, load_config("configs/demo/fada.yaml", ["self_training.teacher_bn=eval"]))
+    def before(path, overrides=()):  # the same config as stored before the key existed
+        cfg = load_config(path, list(overrides))
+        del cfg["self_training"]["teacher_bn"]
+        return cfg
+
+    for path in ("configs/demo/fada.yaml", "configs/gta5_cityscapes/dacs.yaml"):  # no ST / frozen BN: auto = eval
+        old, new = before(path), load_config(path)
+        assert digest_matches(legacy_config_digest(old), new) and digest_matches(config_digest(old), new)
+        assert config_changes(old, new) == {}
+    st = ["self_training.enabled=true"]  # the demo's trainable BN: auto = batch, not what ran before
+    old = before("configs/demo/fada.yaml", st)
+    for value, same in (("eval", True), ("auto", False), ("batch", False)):
+        new = load_config("configs/demo/fada.yaml", [*st, f"self_training.teacher_bn={value}"])
+        assert digest_matches(legacy_config_digest(old), new) is same
+        assert digest_matches(config_digest(old), new) is same
+        assert config_changes(old, new) == ({} if same else {"self_training.teacher_bn": ("eval", "batch")})
+    # an explicit batch and the auto that resolves to it are one config
+    auto = load_config("configs/demo/fada.yaml", st)
+    batch = load_config("configs/demo/fada.yaml", [*st, "self_training.teacher_bn=batch"])
+    assert config_digest(auto) == config_digest(batch) and config_changes(auto, batch) == {}
 
 
 def test_resume_without_a_checkpoint_says_so(bench, tmp_path, capsys):

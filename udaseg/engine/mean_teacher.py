@@ -68,7 +68,10 @@ def check_self_training_run(cfg: dict) -> None:
     if method is None or not st["enabled"]:
         return
     check_self_training_config(st, method)
-    resolve_teacher_bn(st["teacher_bn"], cfg["model"]["bn_mode"])
+    if resolve_teacher_bn(st["teacher_bn"], cfg["model"]["bn_mode"]) == "batch" and st["teacher_buffers"] == "copy":
+        raise ValueError("config key 'self_training.teacher_buffers' is copy, but the teacher normalises with batch "
+                         "statistics (self_training.teacher_bn batch, or auto with BN that trains) and reads no "
+                         "running statistics; set teacher_bn eval to use the copied ones, or leave teacher_buffers keep")
     tgt = data["target"].get("transforms") or {}
     if tgt.get("color_jitter"):
         # the teacher labels the target image the student is given; DACS / DAFormer / MIC load
@@ -111,7 +114,7 @@ def output_size(transforms: dict | None) -> tuple[int, int] | None:
 class SelfTraining:
     """The teacher and the self-training passes of one run."""
 
-    def __init__(self, cfg: dict, student: torch.nn.Module, seed: int, bn_mode: str = "frozen"):
+    def __init__(self, cfg: dict, student: torch.nn.Module, seed: int, bn_mode: str):
         self.cfg, self.seed = cfg, seed
         self.teacher_bn = resolve_teacher_bn(cfg["teacher_bn"], bn_mode)
         self.teacher = EMATeacher(student, alpha=cfg["alpha"], buffers=cfg["teacher_buffers"], bn=self.teacher_bn)
@@ -137,8 +140,10 @@ class SelfTraining:
         normalised by the trainer (``mask`` multiplies the normalised input, as MIC does);
         ``positions``: each sample's position in the global stream of the run. Every sample
         draws its ClassMix classes, augmentation and mask from its own generator, seeded by that
-        position, so a step is the same on 1 process with batch 2·B as on 2 with B each (DAFormer
-        decides jitter and blur once per batch; here per image)."""
+        position, so these draws are the same on 1 process with batch 2·B as on 2 with B each
+        (DAFormer decides jitter and blur once per batch; here per image). What BN computes is
+        not: with BN that trains (the student's, and a ``teacher_bn: batch`` teacher's) the
+        statistics are per process unless ``model.bn_mode`` is ``sync``."""
         c = self.cfg
         src_img = source["image"].to(device).float()
         src_lbl = source["label"].to(device)

@@ -58,6 +58,23 @@ def _default(key: str, cfg: dict | None = None):
     return node
 
 
+TEACHER_BN = "self_training.teacher_bn"
+
+
+def _teacher_bn(flat: dict) -> str | None:
+    """What the teacher's BN does in a flattened config: None without self-training (the key then
+    changes nothing), else eval | batch — ``auto`` resolved for the model's BN mode, and a config
+    from before the key existed ran an eval-mode teacher."""
+    if not flat.get("self_training.enabled"):
+        return None
+    value = flat.get(TEACHER_BN, "eval")
+    if value == "auto":
+        from udaseg.engine.mean_teacher import resolve_teacher_bn
+
+        value = resolve_teacher_bn(value, flat.get("model.bn_mode", _default("model.bn_mode")))
+    return value
+
+
 def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_resolved: dict | None = None) -> dict:
     """``{key: (checkpoint value, config value)}`` for the keys that change the result.
 
@@ -67,8 +84,11 @@ def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_r
     a, b = _flatten(old), _flatten(new)
     old_resolved, new_resolved = old_resolved or {}, new_resolved or {}
     changed = {}
+    ta, tb = _teacher_bn(a), _teacher_bn(b)
+    if ta is not None and tb is not None and ta != tb:
+        changed[TEACHER_BN] = (ta, tb)
     for key in sorted(set(a) | set(b)):
-        if key.startswith(RESUME_SAFE_KEYS):
+        if key.startswith(RESUME_SAFE_KEYS) or key == TEACHER_BN:
             continue
         va = a.get(key, _default(key, old))
         vb = b.get(key, _default(key, new))
@@ -94,19 +114,23 @@ def config_digest(cfg: dict) -> str:
     run, so a result of an older recipe is never taken for the current one's. Keys at their
     default are left out, so a key added later with a neutral default (a config from before it
     lacks it) does not change the digest."""
-    return _digest((k, v) for k, v in _flatten(cfg).items()
-                   if not k.startswith(RESUME_SAFE_KEYS) and v != _default(k, cfg))
+    flat = _flatten(cfg)
+    return _digest([(k, v) for k, v in flat.items()
+                    if not k.startswith(RESUME_SAFE_KEYS) and k != TEACHER_BN and v != _default(k, cfg)]
+                   + _teacher_bn_items(flat))
 
 
-# Keys added after the legacy digest was retired: no legacy-form result had them, so a config that
-# leaves one at its default is the config such a result was measured with.
-ADDED_AFTER_LEGACY_DIGEST = ("self_training.teacher_bn",)
+def _teacher_bn_items(flat: dict) -> list:
+    """The teacher's BN in a digest: only a batch-statistics teacher, the one behaviour that results
+    stored before the key existed (eval-mode teachers) cannot have."""
+    return [(TEACHER_BN, "batch")] if _teacher_bn(flat) == "batch" else []
 
 
 def legacy_config_digest(cfg: dict) -> str:
     """The digest as results stored it before defaults were left out (every key that existed then)."""
-    return _digest((k, v) for k, v in _flatten(cfg).items() if not k.startswith(RESUME_SAFE_KEYS)
-                   and not (k in ADDED_AFTER_LEGACY_DIGEST and v == _default(k, cfg)))
+    flat = _flatten(cfg)
+    return _digest([(k, v) for k, v in flat.items() if not k.startswith(RESUME_SAFE_KEYS) and k != TEACHER_BN]
+                   + _teacher_bn_items(flat))
 
 
 def digest_matches(stored: str | None, cfg: dict) -> bool:

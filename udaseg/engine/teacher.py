@@ -22,7 +22,8 @@ Buffers (BatchNorm running statistics, ``num_batches_tracked``): the references 
 (DAFormer/MIC ``_init_ema_weights`` copies parameters only, DACS ``create_ema_model`` likewise).
 ``buffers="keep"`` (default) does the same: the teacher's buffers are those deep-copied from the
 student at construction and no update changes them. ``buffers="copy"`` instead copies the
-student's buffers at every update (see the mode note below for when that matters).
+student's buffers at every update. Buffers matter only to an ``"eval"`` teacher whose BN trains
+(see the mode note below): frozen BN keeps fixed statistics, and a ``"batch"`` teacher reads none.
 
 Mode: the references run the teacher in *train* mode (DACS calls ``ema_model.train()``; DAFormer's
 whole UDA module is in train mode and only Dropout/DropPath are switched off), so any BN layer of
@@ -36,7 +37,9 @@ runs under ``torch.no_grad()``; ``bn`` says how its BN layers normalise:
 - ``"batch"``: with the statistics of the batch being labelled, as the references' train-mode
   teacher does when BN trains (``frozen_affine`` / ``trainable`` / ``sync``) — without updating the
   teacher's running statistics (which a train-mode forward would; they stay what ``buffers`` made
-  them, so the teacher's state, and resume, are unaffected by its forwards).
+  them, so the teacher's state, and resume, are unaffected by its forwards). ``SyncBatchNorm``
+  under DDP then uses the global batch's statistics, and the teacher's forward becomes a
+  collective every rank makes once a step (as DAFormer's SyncBN teacher).
 """
 from __future__ import annotations
 
@@ -92,7 +95,8 @@ class EMATeacher(nn.Module):
             references' train-mode teacher); a ``FrozenBatchNorm2d`` has no batch mode.
 
     The teacher's parameters have ``requires_grad=False``; calling it runs the copy in eval mode
-    under ``torch.no_grad()`` and returns what the segmentor returns.
+    (its BN layers in batch-statistics mode for ``bn="batch"``) under ``torch.no_grad()`` and
+    returns what the segmentor returns.
     ``state_dict()`` / ``load_state_dict()`` hold the copy's parameters and buffers (exact resume:
     the update is a pure function of the teacher's state, the student and the iteration).
 
