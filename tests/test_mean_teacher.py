@@ -165,3 +165,16 @@ def test_dacs_on_the_demo_adapts_from_the_source_only_stage():
     mic = load_config("configs/demo/fgd_ent_st_mic.yaml")
     assert not stage_configs(mic)[0][1]["data"]["source"]["rcs"]["enabled"]
     assert stage_configs(load_config("configs/demo/source_only.yaml")) == [("", load_config("configs/demo/source_only.yaml"))]
+
+
+@pytest.mark.parametrize("method", ["dacs", "fgd_ent_st", "fgd_ent_st_mic"])
+def test_every_self_training_config_labels_with_the_references_teacher(method):
+    """The references' teacher runs in train mode: batch statistics where BN trains (the demo,
+    from scratch), the fixed ones where it is frozen (the real-data configs, ImageNet weights)."""
+    from udaseg.config import load_config
+    from udaseg.engine.mean_teacher import check_self_training_run, resolve_teacher_bn
+
+    for folder, expected in (("demo", "batch"), ("gta5_cityscapes", "eval"), ("synthia_cityscapes", "eval")):
+        cfg = load_config(f"configs/{folder}/{method}.yaml")
+        check_self_training_run(cfg)
+        assert resolve_teacher_bn(cfg["self_training"]["teacher_bn"], cfg["model"]["bn_mode"]) == expected, folder
