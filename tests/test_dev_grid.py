@@ -106,3 +106,12 @@ def test_the_table_names_inherited_weights_and_the_tie_not_one_point_s_tied_valu
     row = next(line for line in G.format_markdown(results).splitlines() if line.startswith("| fgd_ent"))
     assert row == ("| fgd_ent | method.lambda_ent | method.lambda_adv=0.01 method.lambda_ent_aux = 0.2 × lambda_ent "
                    "| 0.001: 20.0 / **0.01: 22.0** / 0.1: 21.0 | 6 |")
+
+
+def test_superseded_runs_are_shown_apart_and_never_chosen():
+    results = {"seed": 3, "runs": dict(_result("dacs", v, m, []) for v, m in ((0.3, 0.26), (1.0, 0.27), (3.0, 0.26)))}
+    results["superseded"] = {"dacs/weight=1 (eval-mode teacher)": {"dev_miou": 0.40, "why": "another teacher"}}
+    assert G.chosen(results, "dacs")["dev_miou"] == 0.27
+    text = G.format_markdown(results)
+    assert "**1: 27.0**" in text
+    assert text.splitlines()[-1] == "| dacs/weight=1 (eval-mode teacher) | another teacher | 40.0 |"

@@ -17,6 +17,9 @@ also one of the ablation's runs.
 Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
 grid continues where it stopped.
 
+Results of a config that has since changed can be moved under ``superseded`` in ``grid.json``
+(with a ``why``): shown in a table of their own, never chosen from.
+
 *Dev probes* investigate a method on dev (never on val): each is one more run from the grid's
 stage-1 checkpoint with its own method and overrides (``NAME=METHOD[,key=value,...]``, e.g.
 ``softmax_d=fgd_ent,method.d_input=softmax``), reported in a table of their own. A probe takes its
@@ -201,4 +204,9 @@ def format_markdown(results: dict) -> str:
                 "| probe | method | overrides | dev mIoU |", "|---|---|---|---|"]
         for name, r in results["probes"].items():
             out.append(f"| {name} | {r['method']} | {' '.join(r['overrides']) or '–'} | {100 * r['dev_miou']:.1f} |")
+    if results.get("superseded"):  # runs of a config since changed, kept for the record (never chosen from)
+        out += ["", "Superseded (measured with a config since changed; not chosen from).", "",
+                "| run | why | dev mIoU |", "|---|---|---|"]
+        for name, r in results["superseded"].items():
+            out.append(f"| {name} | {r.get('why', '–')} | {100 * r['dev_miou']:.1f} |")
     return "\n".join(out) + "\n"
