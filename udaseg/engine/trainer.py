@@ -120,7 +120,7 @@ class Trainer:
         # the split is part of the best: validate_on is resume-safe, and a dev mIoU is no match for a val one
         self.best = {"miou": -1.0, "iter": None, "split": tc["validate_on"]}
         check_self_training_run(cfg)  # includes check_self_training_config for this method
-        if cfg["self_training"]["enabled"]:  # what "auto" means for this model (before a resume compares configs)
+        if cfg["self_training"]["enabled"]:  # what "auto" means for this model, recorded with the run
             self.resolved["teacher_bn"] = resolve_teacher_bn(cfg["self_training"]["teacher_bn"], mc["bn_mode"])
         restored = load_checkpoint(last) if resume and last.is_file() else None
         if restored is not None:
