@@ -38,7 +38,7 @@ from udaseg.engine.distributed import DistInfo, barrier, init_from_env
 from udaseg.engine.evaluation import EvalResult
 from udaseg.engine.inputs import normalize_images
 from udaseg.data.rcs import RareClassCropDataset, RareClassSampler, class_pixel_stats
-from udaseg.engine.mean_teacher import SelfTraining, check_self_training_run, resolve_teacher_bn
+from udaseg.engine.mean_teacher import SelfTraining, check_self_training_run
 from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_dir import (RunDirError, append_history, config_changes, describe_changes,
@@ -120,8 +120,6 @@ class Trainer:
         # the split is part of the best: validate_on is resume-safe, and a dev mIoU is no match for a val one
         self.best = {"miou": -1.0, "iter": None, "split": tc["validate_on"]}
         check_self_training_run(cfg)  # includes check_self_training_config for this method
-        if cfg["self_training"]["enabled"]:  # what "auto" means for this model, recorded with the run
-            self.resolved["teacher_bn"] = resolve_teacher_bn(cfg["self_training"]["teacher_bn"], mc["bn_mode"])
         restored = load_checkpoint(last) if resume and last.is_file() else None
         if restored is not None:
             self._restore(restored)
@@ -130,6 +128,8 @@ class Trainer:
         # the teacher starts as a copy of the student's (initial or resumed) weights
         self.st = (SelfTraining(cfg["self_training"], self.model, cfg["seed"], bn_mode=mc["bn_mode"])
                    if cfg["self_training"]["enabled"] else None)
+        if self.st is not None:
+            self.resolved["teacher_bn"] = self.st.teacher_bn  # what "auto" meant for this model, recorded with the run
         if self.st is not None and restored is not None:
             if restored.get("teacher") is None:
                 raise ValueError(f"cannot resume from {last}: it has no teacher weights, the config enables self_training")
