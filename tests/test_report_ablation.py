@@ -175,3 +175,33 @@ def test_no_ordering_verdict_from_one_seed_or_from_seeds_a_run_lacks(results_fil
     assert s2["rows"]["fgd_ent"]["paired_gain"][2] == 2  # seeds 0 and 1: the control has no seed 2
     row = next(line for line in format_markdown(s2).splitlines() if line.startswith("| fine-grained D + entropy"))
     assert "(n=2)" in row
+
+
+def test_step_by_step_ordering_table(results_file):
+    """Each step of the ordering on its own, from the fixture's numbers by hand."""
+    from udaseg.reporting.ablation_tables import format_markdown, summarise
+
+    results = json.loads(results_file.read_text())
+    summary = summarise(results)
+    steps = {(s["from"], s["to"]): s for s in summary["order_steps"]}
+    assert list(steps) == [("source_only", "adaptsegnet"), ("adaptsegnet", "fada"), ("fada", "fgd_ent")]  # no ST rows
+    # source-only 10.5 ± 0.71 → AdaptSegNet 13.2 ± 0.28: +2.7 > 0.71; paired +3.0 / +2.4, mean 2.7, std 0.42
+    s = steps[("source_only", "adaptsegnet")]
+    assert s["diff"] == pytest.approx(2.7) and s["spread"] == pytest.approx(2 ** 0.5 / 2) and s["holds"] is True
+    assert s["paired"] == pytest.approx([3.0, 2.4]) and s["paired_std"] == pytest.approx(0.3 * 2 ** 0.5)
+    assert s["holds_paired"] is True
+    # FADA 13.0 ± 1.41 → paper 13.5 ± 1.41: +0.5 < 1.41 (no); paired +0.5 on both seeds, std 0 (yes)
+    s = steps[("fada", "fgd_ent")]
+    assert s["holds"] is False and s["holds_paired"] is True and s["paired_std"] == pytest.approx(0.0)
+    md = format_markdown(summary)
+    assert ("| fine-grained D (FADA) → fine-grained D + entropy (paper) | +0.5 | 1.4 | no | +0.5 / +0.5 "
+            "| +0.5 ± 0.0 | yes |") in md
+    assert "| AdaptSegNet → fine-grained D (FADA) | -0.2 | 1.4 | no | +1.0 / -1.4 | -0.2 ± 1.7 | no |" in md
+    # self-training rows add their steps; one seed gives no verdict
+    for seed in (0, 1):
+        results["runs"][f"{seed}/fgd_ent_st"] = _run(20.0 + seed)
+    steps = {(s["from"], s["to"]): s for s in summarise(results)["order_steps"]}
+    assert steps[("fgd_ent", "fgd_ent_st")]["paired"] == pytest.approx([5.5, 8.5])
+    one = summarise({"runs": {k: v for k, v in results["runs"].items() if k.startswith("0/")}})
+    assert all(s["holds"] is None and s["holds_paired"] is None for s in one["order_steps"])
+    assert "– (one seed)" in format_markdown(one)

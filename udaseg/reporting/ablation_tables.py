@@ -33,6 +33,26 @@ def mean_std(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+# steps beyond the paper's ordering that the self-training rows add (issue 12): does self-training
+# add to the paper's method, does the paper's method add to DACS, do MIC + RCS add to both
+EXTENSION_STEPS = (("fgd_ent", "fgd_ent_st"), ("dacs", "fgd_ent_st"), ("fgd_ent_st", "fgd_ent_st_mic"))
+
+
+def step_comparison(a: str, b: str, rows: dict, by_seed: dict) -> dict:
+    """Is run ``b`` above run ``a`` beyond the seed spread? Unpaired: the difference of means
+    exceeds both runs' std over seeds. Paired: on every seed both have, b is above a (same
+    stage-1 checkpoint), and the mean of those differences exceeds their std. Either verdict is
+    None below two seeds (no spread to exceed)."""
+    diff = rows[b]["mean"] - rows[a]["mean"]
+    spread = max(rows[a]["std"], rows[b]["std"])
+    d = paired_differences(by_seed[a], by_seed[b])
+    p_mean, p_std = mean_std(d) if d else (float("nan"), float("nan"))
+    enough = min(rows[a]["n"], rows[b]["n"]) >= 2
+    return {"from": a, "to": b, "diff": diff, "spread": spread, "holds": diff > spread if enough else None,
+            "paired": d, "paired_mean": p_mean, "paired_std": p_std,
+            "holds_paired": (min(d) > 0 and p_mean > p_std) if len(d) >= 2 else None}
+
+
 def summarise(results: dict) -> dict:
     """Mean ± std over seeds per run, gains over the BN-only control (unpaired and paired), share
     of the source-only → oracle gap closed, per-class means, and whether the paper's ordering
@@ -64,22 +84,17 @@ def summarise(results: dict) -> dict:
         row["paired_gain"] = (*mean_std(paired), len(paired)) if paired else None
         gap = (orc["mean"] - so["mean"]) if so and orc else None
         row["gap_closed"] = (row["mean"] - so["mean"]) / gap if gap else None
+    steps = [step_comparison(a, b, rows, by_seed) for a, b in (*zip(PAPER_ORDER, PAPER_ORDER[1:]), *EXTENSION_STEPS)
+             if a in rows and b in rows]
+    paper = [s for s in steps if (s["from"], s["to"]) in set(zip(PAPER_ORDER, PAPER_ORDER[1:]))]
     holds = holds_paired = None
     # a spread needs two seeds, and "on every seed" every run of the ordering on the same seeds
     if all(n in rows for n in PAPER_ORDER) and len({frozenset(by_seed[n]) for n in PAPER_ORDER}) == 1 \
             and len(by_seed[PAPER_ORDER[0]]) >= 2:
-        steps = list(zip(PAPER_ORDER, PAPER_ORDER[1:]))
-        # unpaired: each step's difference of means exceeds both runs' std over seeds
-        holds = all(rows[b]["mean"] - rows[a]["mean"] > max(rows[a]["std"], rows[b]["std"]) for a, b in steps)
-        # paired: on every seed the later run is above the earlier one (same stage-1 checkpoint),
-        # and the mean of those differences exceeds their std
-        holds_paired = True
-        for a, b in steps:
-            d = paired_differences(by_seed[a], by_seed[b])
-            mean, std = mean_std(d)
-            holds_paired &= min(d) > 0 and mean > std
+        holds = all(s["holds"] for s in paper)
+        holds_paired = all(s["holds_paired"] for s in paper)
     return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
-            "paper_order_holds_paired": holds_paired, "probes": dict(results.get("probes", {}))}
+            "paper_order_holds_paired": holds_paired, "order_steps": steps, "probes": dict(results.get("probes", {}))}
 
 
 ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent",
@@ -116,6 +131,10 @@ def verdict(holds) -> str:
     return "yes" if holds else "no" if holds is not None else "not measured yet (needs every run on the same ≥ 2 seeds)"
 
 
+def step_verdict(holds) -> str:
+    return "yes" if holds else "no" if holds is not None else "– (one seed)"
+
+
 ORDER_RULES = ("unpaired: each step's difference of means exceeds both runs' std over seeds",
                "paired: on every seed the later run beats the earlier one from the same stage-1 checkpoint, "
                "and the mean of those differences exceeds their std")
@@ -134,6 +153,17 @@ def format_markdown(summary: dict) -> str:
             "Paired: each seed's run minus that seed's BN-only control (both from the seed's stage-1 "
             "checkpoint), mean ± std over seeds — the stage-1 model's seed variance largely cancels (the adaptation "
             "stage's own remains).", ""]
+    if summary.get("order_steps"):
+        out += ["Step by step (mIoU points; paired: later run minus earlier run per seed, same stage-1 checkpoint).", "",
+                "| step | difference of means | larger std | beyond the spread | paired per seed | paired mean ± std "
+                "| beyond, paired |", "|---|---|---|---|---|---|---|"]
+        for st in summary["order_steps"]:
+            per_seed = " / ".join(f"{v:+.1f}" for v in st["paired"]) or "–"
+            paired = f"{st['paired_mean']:+.1f} ± {st['paired_std']:.1f}" if st["paired"] else "–"
+            out.append(f"| {LABELS.get(st['from'], st['from'])} → {LABELS.get(st['to'], st['to'])} | {st['diff']:+.1f} "
+                       f"| {st['spread']:.1f} | {step_verdict(st['holds'])} | {per_seed} | {paired} "
+                       f"| {step_verdict(st['holds_paired'])} |")
+        out.append("")
     cls = [c[:5] for c in Lb.CLASSES_19]
     out += ["Per-class IoU (%, mean over seeds); thin classes: " + ", ".join(THIN) + ".", "",
             "| run | " + " | ".join(cls) + " |", "|---|" + "---|" * len(cls)]
