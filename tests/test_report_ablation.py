@@ -205,3 +205,10 @@ def test_step_by_step_ordering_table(results_file):
     one = summarise({"runs": {k: v for k, v in results["runs"].items() if k.startswith("0/")}})
     assert all(s["holds"] is None and s["holds_paired"] is None for s in one["order_steps"])
     assert "– (one seed)" in format_markdown(one)
+
+
+def test_html_report_shows_the_steps(results_file):
+    source, results = load_ablation(results_file)
+    page = render_ablation_html(results, source)
+    steps = next(t for t in page.split("<h2>") if t.startswith("The ordering step by step"))
+    assert _row(steps, "AdaptSegNet → fine-grained D (FADA)") == ["-0.2", "1.4", "no", "+1.0 / -1.4", "-0.2 ± 1.7", "no"]

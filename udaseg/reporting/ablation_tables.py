@@ -135,6 +135,18 @@ def step_verdict(holds) -> str:
     return "yes" if holds else "no" if holds is not None else "– (one seed)"
 
 
+STEP_COLUMNS = ("step", "difference of means", "larger std", "beyond the spread", "paired per seed",
+                "paired mean ± std", "beyond, paired")
+
+
+def step_cells(st: dict) -> list[str]:
+    """One step of the ordering (see :func:`step_comparison`) as the cells of ``STEP_COLUMNS``."""
+    per_seed = " / ".join(f"{v:+.1f}" for v in st["paired"]) or "–"
+    paired = f"{st['paired_mean']:+.1f} ± {st['paired_std']:.1f}" if st["paired"] else "–"
+    return [f"{LABELS.get(st['from'], st['from'])} → {LABELS.get(st['to'], st['to'])}", f"{st['diff']:+.1f}",
+            f"{st['spread']:.1f}", step_verdict(st["holds"]), per_seed, paired, step_verdict(st["holds_paired"])]
+
+
 ORDER_RULES = ("unpaired: each step's difference of means exceeds both runs' std over seeds",
                "paired: on every seed the later run beats the earlier one from the same stage-1 checkpoint, "
                "and the mean of those differences exceeds their std")
@@ -155,14 +167,8 @@ def format_markdown(summary: dict) -> str:
             "stage's own remains).", ""]
     if summary.get("order_steps"):
         out += ["Step by step (mIoU points; paired: later run minus earlier run per seed, same stage-1 checkpoint).", "",
-                "| step | difference of means | larger std | beyond the spread | paired per seed | paired mean ± std "
-                "| beyond, paired |", "|---|---|---|---|---|---|---|"]
-        for st in summary["order_steps"]:
-            per_seed = " / ".join(f"{v:+.1f}" for v in st["paired"]) or "–"
-            paired = f"{st['paired_mean']:+.1f} ± {st['paired_std']:.1f}" if st["paired"] else "–"
-            out.append(f"| {LABELS.get(st['from'], st['from'])} → {LABELS.get(st['to'], st['to'])} | {st['diff']:+.1f} "
-                       f"| {st['spread']:.1f} | {step_verdict(st['holds'])} | {per_seed} | {paired} "
-                       f"| {step_verdict(st['holds_paired'])} |")
+                "| " + " | ".join(STEP_COLUMNS) + " |", "|---" * len(STEP_COLUMNS) + "|"]
+        out += ["| " + " | ".join(step_cells(st)) + " |" for st in summary["order_steps"]]
         out.append("")
     cls = [c[:5] for c in Lb.CLASSES_19]
     out += ["Per-class IoU (%, mean over seeds); thin classes: " + ", ".join(THIN) + ".", "",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from udaseg.reporting.ablation_tables import (LABELS, ORDER_RULES, PAPER_ORDER, SUMMARY_COLUMNS, THIN, row_label,
-                                              row_names, summarise, summary_cells)
+from udaseg.reporting.ablation_tables import (LABELS, ORDER_RULES, PAPER_ORDER, STEP_COLUMNS, SUMMARY_COLUMNS, THIN,
+                                              row_label, row_names, step_cells, summarise, summary_cells)
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.reporting.report import _CSS, _fig_png, _figure, _img_tag
@@ -72,6 +72,13 @@ def summary_table_html(summary: dict) -> str:
         out.append(f'<tr{cls}><th class="run">{html.escape(row_label(n, summary))}</th>'
                    f'<td class="miou">{mean}</td>' + "".join(f"<td>{c}</td>" for c in rest) + "</tr>")
     return f'<table class="iou"><tr>{head}</tr>{"".join(out)}</table>'
+
+
+def steps_table_html(summary: dict) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in STEP_COLUMNS)
+    rows = ["<tr>" + f'<th class="run">{html.escape(first)}</th>' + "".join(f"<td>{html.escape(c)}</td>" for c in rest)
+            + "</tr>" for first, *rest in map(step_cells, summary["order_steps"])]
+    return f'<table class="iou"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def _class_table(summary: dict, key: str, with_truth: bool) -> str:
@@ -131,6 +138,9 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
              "from its seed's source-only checkpoint and is measured against the <b>BN-only control</b> (same "
              "schedule, target images through train-mode BN, no target loss); the oracle is trained on target "
              "labels (an upper bound, not adaptation).</p>",
+             "<h2>The ordering step by step</h2>",
+             "<p>Paired: the later run minus the earlier one on each seed (both from that seed's stage-1 "
+             "checkpoint).</p>", steps_table_html(summary),
              _img_tag(miou_chart_png(summary), "mIoU per run", "max-width:100%"),
              "<h2>Per-class IoU (%), mean over seeds (Table 1 shape)</h2>", _class_table(summary, "iou", False),
              f"<p>Shaded: the thin classes ({', '.join(THIN)}).</p>",
