@@ -12,6 +12,7 @@ from udaseg.data import labels as Lb
 
 # the paper's ordering (Table 3): source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy
 PAPER_ORDER = ("source_only", "adaptsegnet", "fada", "fgd_ent")
+PAPER_STEPS = tuple(zip(PAPER_ORDER, PAPER_ORDER[1:]))
 LABELS = {
     "source_only": "source-only (stage 1)", "continue": "continue source-only", "adabn": "AdaBN (reference)",
     "bn_control": "BN-only control", "adaptsegnet": "AdaptSegNet", "minent": "MinEnt (ADVENT)",
@@ -84,9 +85,9 @@ def summarise(results: dict) -> dict:
         row["paired_gain"] = (*mean_std(paired), len(paired)) if paired else None
         gap = (orc["mean"] - so["mean"]) if so and orc else None
         row["gap_closed"] = (row["mean"] - so["mean"]) / gap if gap else None
-    steps = [step_comparison(a, b, rows, by_seed) for a, b in (*zip(PAPER_ORDER, PAPER_ORDER[1:]), *EXTENSION_STEPS)
+    steps = [step_comparison(a, b, rows, by_seed) for a, b in (*PAPER_STEPS, *EXTENSION_STEPS)
              if a in rows and b in rows]
-    paper = [s for s in steps if (s["from"], s["to"]) in set(zip(PAPER_ORDER, PAPER_ORDER[1:]))]
+    paper = [s for s in steps if (s["from"], s["to"]) in PAPER_STEPS]
     holds = holds_paired = None
     # a spread needs two seeds, and "on every seed" every run of the ordering on the same seeds
     if all(n in rows for n in PAPER_ORDER) and len({frozenset(by_seed[n]) for n in PAPER_ORDER}) == 1 \
@@ -127,12 +128,8 @@ def summary_cells(row: dict, missing: str = "") -> list[str]:
     return [f"{row['mean']:.1f} ± {row['std']:.1f}", " / ".join(f"{v:.1f}" for v in row["per_seed"]), gain, paired, gap]
 
 
-def verdict(holds) -> str:
-    return "yes" if holds else "no" if holds is not None else "not measured yet (needs every run on the same ≥ 2 seeds)"
-
-
-def step_verdict(holds) -> str:
-    return "yes" if holds else "no" if holds is not None else "– (one seed)"
+def verdict(holds, unmeasured: str = "not measured yet (needs every run on the same ≥ 2 seeds)") -> str:
+    return "yes" if holds else "no" if holds is not None else unmeasured
 
 
 STEP_COLUMNS = ("step", "difference of means", "larger std", "beyond the spread", "paired per seed",
@@ -143,8 +140,9 @@ def step_cells(st: dict) -> list[str]:
     """One step of the ordering (see :func:`step_comparison`) as the cells of ``STEP_COLUMNS``."""
     per_seed = " / ".join(f"{v:+.1f}" for v in st["paired"]) or "–"
     paired = f"{st['paired_mean']:+.1f} ± {st['paired_std']:.1f}" if st["paired"] else "–"
+    one_seed = "– (one seed)"
     return [f"{LABELS.get(st['from'], st['from'])} → {LABELS.get(st['to'], st['to'])}", f"{st['diff']:+.1f}",
-            f"{st['spread']:.1f}", step_verdict(st["holds"]), per_seed, paired, step_verdict(st["holds_paired"])]
+            f"{st['spread']:.1f}", verdict(st["holds"], one_seed), per_seed, paired, verdict(st["holds_paired"], one_seed)]
 
 
 ORDER_RULES = ("unpaired: each step's difference of means exceeds both runs' std over seeds",

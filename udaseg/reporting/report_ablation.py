@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from udaseg.reporting.ablation_tables import (LABELS, ORDER_RULES, PAPER_ORDER, STEP_COLUMNS, SUMMARY_COLUMNS, THIN,
-                                              row_label, row_names, step_cells, summarise, summary_cells)
+                                              row_label, row_names, step_cells, summarise, summary_cells, verdict)
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.reporting.report import _CSS, _fig_png, _figure, _img_tag
@@ -122,8 +122,8 @@ def miou_chart_png(summary: dict) -> bytes:
 def render_ablation_html(results: dict, source: Path, title: str | None = None) -> str:
     summary = summarise(results)
     title = title or "udaseg ablation on the embedded benchmark"
-    words = {True: "yes", False: "no", None: "not measured (needs every run of the ordering on the same ≥ 2 seeds)"}
-    verdict, verdict_paired = words[summary["paper_order_holds"]], words[summary["paper_order_holds_paired"]]
+    unmeasured = "not measured (needs every run of the ordering on the same ≥ 2 seeds)"
+    holds, holds_paired = (verdict(summary[k], unmeasured) for k in ("paper_order_holds", "paper_order_holds_paired"))
     order = " &lt; ".join(html.escape(LABELS[n]) for n in PAPER_ORDER)
     overrides = results.get("overrides") or []
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -133,8 +133,8 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
              + (f"; overrides <code>{html.escape(' '.join(overrides))}</code>" if overrides else "")
              + f". Target val, 19 classes, last checkpoints. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>",
              "<h2>Summary (Table 3 shape)</h2>", summary_table_html(summary),
-             f"<p>Paper ordering ({order}) beyond the seed spread — {ORDER_RULES[0]}: <b>{verdict}</b>; "
-             f"{ORDER_RULES[1]}: <b>{verdict_paired}</b>. Every adaptation run starts "
+             f"<p>Paper ordering ({order}) beyond the seed spread — {ORDER_RULES[0]}: <b>{holds}</b>; "
+             f"{ORDER_RULES[1]}: <b>{holds_paired}</b>. Every adaptation run starts "
              "from its seed's source-only checkpoint and is measured against the <b>BN-only control</b> (same "
              "schedule, target images through train-mode BN, no target loss); the oracle is trained on target "
              "labels (an upper bound, not adaptation).</p>",
