@@ -292,6 +292,12 @@ def test_resume_keeps_the_thread_count_auto_resolved_to_at_the_start(bench, tmp_
     assert json.loads((tmp_path / "meta.json").read_text())["resolved"]["threads"] == 2
     assert "train.threads=auto: keeping the checkpoint's 2 thread(s) (measured now: 1)" in (
         tmp_path / "train.log").read_text()
+    # OMP_NUM_THREADS is the user's choice for auto, but a resume keeps the count too, and says where 1 came from
+    no_thread_env.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # what a fresh process started with OMP_NUM_THREADS=1 has
+    t = Trainer(cfg, tmp_path, resume=True, progress=False)
+    assert t.resolved["threads"] == 2 and torch.get_num_threads() == 2
+    assert "keeping the checkpoint's 2 thread(s) (OMP_NUM_THREADS gives 1)" in (tmp_path / "train.log").read_text()
     t.train()
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["resolved"]["threads"] == 2
     explicit = tiny_config(bench, ["train.iters=2", "train.val_every=0", "train.checkpoint_every=1", "train.threads=1"])

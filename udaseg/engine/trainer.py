@@ -285,9 +285,11 @@ class Trainer:
         if self.cfg["train"]["threads"] == "auto" and threads is not None and threads != self.resolved["threads"]:
             # auto is re-measured at each start, and another count changes float summation: the
             # resumed run keeps the count it started with (an integer train.threads still wins)
+            now = (f"OMP_NUM_THREADS gives {self.resolved['threads']}" if os.environ.get("OMP_NUM_THREADS")
+                   else f"measured now: {self.resolved['threads']}")
             torch.set_num_threads(threads)
-            self.notes.append(f"train.threads=auto: keeping the checkpoint's {threads} thread(s) (measured now: "
-                              f"{self.resolved['threads']}) so the resume is exact; set an integer to change it")
+            self.notes.append(f"train.threads=auto: keeping the checkpoint's {threads} thread(s) ({now}) so the "
+                              f"resume is exact; set an integer to change it")
             self.resolved["threads"] = threads
         self.model.load_state_dict(state["segmentor"])
         self.discs.load_state_dict(state["discriminators"])
