@@ -11,7 +11,6 @@ investigate on dev, report on val).
     python benchmarks/confidence.py RUN_OR_CHECKPOINT ... --json out.json --classes road,building,vegetation
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
