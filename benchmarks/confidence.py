@@ -14,14 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
 from udaseg.engine.checkpoint import atomic_write_json, load_checkpoint
 from udaseg.engine.confidence import ConfidenceStats
-from udaseg.engine.eval_checkpoints import evaluation_config
-from udaseg.engine.evaluation import ConfusionMatrix, class_labels
-from udaseg.engine.inference import forward_options, predict_probs
+from udaseg.engine.eval_checkpoints import evaluate_state, evaluation_config
+from udaseg.engine.evaluation import class_labels, eval_class_map
 
 
 def checkpoint_path(target: str) -> Path:
@@ -33,25 +29,20 @@ def checkpoint_path(target: str) -> Path:
     return p
 
 
-@torch.no_grad()
 def measure(path: Path, split: str, tau: float) -> dict:
     state = load_checkpoint(path)
     cfg = evaluation_config(state, path, split=split)
     k = cfg["model"]["num_classes"]
-    device = resolve_device(cfg["train"]["device"])
-    model = load_segmentor(state, device)
-    fw = forward_options(cfg, device)
-    cm, stats = ConfusionMatrix(k), ConfidenceStats(k, tau=tau)
-    for batch in build_val_loader(cfg):
-        labels = batch["label"].to(device)
-        probs = predict_probs(model, batch["image"].to(device), fw.norm, labels.shape[-2:],
-                              autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last)
-        cm.update(probs.argmax(1), labels)
-        stats.update(probs, labels)
+    if eval_class_map(cfg)[1] is not None:  # the stats compare the model's K classes with the labels'
+        raise SystemExit(f"confidence: {path} is evaluated in {cfg['eval']['num_classes']} classes, not its "
+                         f"model's {k}; measure it in its own classes (eval.num_classes={k})")
+    stats = ConfidenceStats(k, tau=tau)
+    # the evaluator's own single-scale forward (validation's), the probabilities handed to the stats
+    result, _, _ = evaluate_state(state, cfg, path, flip=False, scales=[1.0], on_probs=stats.update)
     out = stats.summary(class_labels(k))
     out.update(checkpoint=str(path), split=split, iteration=int(state.get("iteration", -1)),
-               miou=cm.miou(), pixel_accuracy=cm.pixel_accuracy(),
-               label_share={n: float(v) for n, v in zip(class_labels(k), cm.mat.sum(1).double() / cm.mat.sum())})
+               miou=result.main_miou, pixel_accuracy=result.pixel_accuracy,
+               label_share={n: float(v) for n, v in zip(class_labels(k), result.label_fractions)})
     return out
 
 

@@ -93,3 +93,9 @@ def test_script_agrees_with_the_evaluator(tmp_path_factory, tmp_path):
         script.main([str(run), "--split", "val", "--classes", "roads"])
     with pytest.raises(SystemExit, match="no checkpoint at"):
         script.main([str(tmp_path / "nowhere")])
+    # a 19-class model scored in 16 classes: the stats (model classes) and labels (16) would not match
+    state["config"].setdefault("eval", {})["num_classes"] = 16
+    mapped = tmp_path / "mapped.pt"
+    torch.save(state, mapped)
+    with pytest.raises(SystemExit, match="evaluated in 16 classes, not its model's 19"):
+        script.main([str(mapped), "--split", "val"])

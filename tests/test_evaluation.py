@@ -270,6 +270,15 @@ def test_a_19_class_prediction_outside_the_16_classes_is_a_miss_not_a_crash():
     assert r.predicted_fractions.sum() == pytest.approx(3 / 5)  # 2 of the 5 counted pixels: "other"
     assert r.label_fractions.sum() == pytest.approx(1.0)
     assert seen[0].tolist() == [[[16, veg, road, road, 16, veg]]]
+    # on_probs sees the softmax in the model's 19 classes, before the map, and the batch's labels
+    probs_seen = []
+    evaluate_mapped(_LogitsOf(pred19), [batch], k, "imagenet", "cpu", class_map=lut,
+                    on_probs=lambda p, y: probs_seen.append((p.clone(), y.clone())))
+    (p, y), = probs_seen
+    assert p.shape == (1, 19, 1, 6) and torch.allclose(p.sum(1), torch.ones(1, 1, 6))
+    assert p.argmax(1).tolist() == pred19[None].tolist() and torch.equal(y, label[None])
+    # one-hot logits × 10: the top probability is e^10 / (e^10 + 18), by hand
+    assert p.max(1).values[0, 0, 0].item() == pytest.approx(math.exp(10) / (math.exp(10) + 18), rel=1e-5)
     # without a class map: the plain evaluation
     plain = evaluate_mapped(_LogitsOf(pred19), [{**batch, "label": pred19[None]}], 19, "imagenet", "cpu")
     assert plain.num_classes == 19 and plain.pixel_accuracy == 1.0

@@ -122,12 +122,13 @@ def evaluation_config(state: dict, path, overrides=(), *, data_root=None, split=
 
 
 def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, window=None, stride=None,
-                   official_dir=None, progress: bool = False, model=None) -> tuple[EvalResult, dict, object]:
+                   official_dir=None, progress: bool = False, model=None, on_probs=None) -> tuple[EvalResult, dict, object]:
     """Evaluate one loaded checkpoint. Returns (result, settings used, official comparison or None).
 
     flip / scales: None takes ``eval.flip`` / ``eval.scales`` from the config. window / stride:
     (W, H) of sliding-window inference on the network input, or None. official_dir: write the
-    predictions there as labelId PNGs and compare with the official Cityscapes script.
+    predictions there as labelId PNGs and compare with the official Cityscapes script. on_probs:
+    see :func:`udaseg.engine.evaluation.evaluate` (probabilities in the model's classes).
     """
     from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
 
@@ -166,7 +167,7 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
     result = evaluate_mapped(model, loader, k_eval, fw.norm, device, flip=settings["flip"],
                              scales=settings["scales"], window=hw(window), stride=hw(stride),
                              autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last, class_map=class_map,
-                             progress=bar, on_batch=writer)
+                             progress=bar, on_batch=writer, on_probs=on_probs)
     official = None
     if writer is not None:
         from udaseg.engine.official_check import compare_with_official

@@ -113,7 +113,7 @@ def result_from_matrix(cm: ConfusionMatrix, num_images: int) -> EvalResult:
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool = False,
              scales=(1.0,), window=None, stride=None, autocast_dtype=None, channels_last: bool = False,
-             class_map=None, progress=None, on_batch=None, distributed: bool = False) -> EvalResult:
+             class_map=None, progress=None, on_batch=None, on_probs=None, distributed: bool = False) -> EvalResult:
     """Evaluate on a labelled loader: softmax at the label size (logits upsampled bilinearly,
     ``align_corners=True``), argmax, one confusion matrix over all pixels.
 
@@ -121,6 +121,10 @@ def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool =
     ``window``, ``stride``: test-time multi-scale / sliding window, see
     :func:`udaseg.engine.inference.predict_probs`. ``on_batch(pred, batch)``: called with each
     batch's (N, H, W) predicted class indices (after ``class_map``), e.g. to write them out.
+    ``on_probs(probs, labels)``: called with each batch's (N, K, H, W) softmax probabilities in the
+    model's K classes (before ``class_map``) and its (N, H, W) labels, on ``device`` — what
+    :class:`udaseg.engine.confidence.ConfidenceStats` accumulates — so a diagnosis of the
+    probabilities sees exactly the forward the scores come from.
     ``distributed``: each process evaluated its own shard of the split (see
     :class:`udaseg.engine.sampler.ShardSampler`); the confusion matrices and image counts are
     summed over the processes (integers: the result equals one process's over the whole split).
@@ -139,6 +143,8 @@ def evaluate(model, loader, num_classes: int, norm: str, device, *, flip: bool =
                                   scales=scales, window=window, stride=stride, autocast_dtype=autocast_dtype,
                                   channels_last=channels_last)
             pred = probs.argmax(1)
+            if on_probs is not None:
+                on_probs(probs, labels)
             del probs
             if lut is not None:
                 pred = lut[pred]
