@@ -115,3 +115,12 @@ def test_superseded_runs_are_shown_apart_and_never_chosen():
     text = G.format_markdown(results)
     assert "**1: 27.0**" in text
     assert text.splitlines()[-1] == "| dacs/weight=1 (eval-mode teacher) | another teacher | 40.0 |"
+
+
+def test_probes_alone_get_no_empty_grid_table():
+    probe = {"method": "fada", "overrides": ["train.iters=1200"], "dev_miou": 0.244}
+    text = G.format_markdown({"seed": 0, "runs": {}, "probes": {"fada_1200": probe}, "stage1": {"dev_miou": 0.15}})
+    assert "| method | varied" not in text and "itself: 15.0." in text
+    assert text.splitlines()[-1] == "| fada_1200 | fada | train.iters=1200 | 24.4 |"
+    with_grid = {"seed": 3, "runs": dict(_result("dacs", v, m, []) for v, m in ((0.3, 0.26), (1.0, 0.27), (3.0, 0.26)))}
+    assert "| method | varied" in G.format_markdown(with_grid)

@@ -179,8 +179,10 @@ def format_markdown(results: dict) -> str:
     out = [f"Dev mIoU19 (%, last checkpoints, seed {results.get('seed', GRID_SEED)}, the ablation's schedule from "
            "one stage-1 checkpoint). **Bold**: chosen."
            + (f" The stage-1 (source-only) checkpoint itself: {100 * results['stage1']['dev_miou']:.1f}."
-              if "stage1" in results else ""), "",
-           "| method | varied | inherited / tied | dev mIoU per value | dev runs behind the choice |", "|---|---|---|---|---|"]
+              if "stage1" in results else "")]
+    if results.get("runs"):  # probes alone (--methods ''): no empty grid table
+        out += ["", "| method | varied | inherited / tied | dev mIoU per value | dev runs behind the choice |",
+                "|---|---|---|---|---|"]
     for method, spec in GRID.items():
         key, values = spec["vary"]
         runs = [results["runs"].get(f"{method}/{point_name(method, v)}") for v in values]
