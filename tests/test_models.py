@@ -153,6 +153,43 @@ def test_aspp_is_sum_of_four_branches():
     assert head(x).shape == (2, 3, 30, 31)
 
 
+@pytest.mark.parametrize("build", [
+    pytest.param(lambda impl: build_segmentor("deeplabv2_resnet18", 5, True, "frozen", aspp_impl=impl), id="r18_caffe"),
+    pytest.param(lambda impl: build_segmentor("deeplabv2_resnet18_tv", 5, True, "trainable", aspp_impl=impl), id="r18_tv"),
+    pytest.param(lambda impl: build_discriminator("fine_grained", 8, 5), id="fine_grained_d"),
+    pytest.param(lambda impl: build_discriminator("binary", 8), id="binary_d"),
+])
+@pytest.mark.parametrize("impl", ["taps", "dilated_conv"])
+def test_gradients_accumulate_exactly_over_backward_passes(build, impl):
+    """A step runs one backward per domain (and per self-training pass) into the same .grad, so
+    every parameter must end with g(pass 1) + g(pass 2). The taps ASPP once summed its biases with
+    stack().sum(0), whose backward left the four biases' .grad as views of one buffer: the second
+    pass's bias gradient was added 4 times (the CPU path only; float64 here, so equality is exact
+    up to the rounding of one sum)."""
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        model = build(impl).double().train()
+    is_seg = not isinstance(model, (FineGrainedDiscriminator, BinaryDiscriminator))
+    shape = (2, 3, 24, 40) if is_seg else (2, 8, 48, 48)
+    xs = [torch.randn(shape, dtype=torch.float64) for _ in range(3)]
+
+    def loss(x, seed):  # a random linear function of every output (nonzero gradient at each bias)
+        out = model(x)
+        outs = [out.logits, out.aux_logits] if is_seg else [out]
+        g = torch.Generator().manual_seed(seed)
+        return sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    separate = [torch.autograd.grad(loss(x, i), params, allow_unused=True) for i, x in enumerate(xs)]
+    model.zero_grad(set_to_none=True)
+    for i, x in enumerate(xs):
+        loss(x, i).backward()
+    for (name, p), *gs in zip([(n, p) for n, p in model.named_parameters() if p.requires_grad], *separate):
+        want = sum(g for g in gs if g is not None)
+        assert p.grad is not None and torch.allclose(p.grad, want, rtol=1e-12, atol=1e-12 * float(want.abs().max())), \
+            f"{name}: accumulated gradient is off by {float((p.grad - want).abs().max()):.3g}"
+
+
 def test_aspp_init_std():
     w = ASPPClassifier(2048, 19).branches[0].weight
     assert abs(w.std().item() - 0.01) < 5e-4 and abs(w.mean().item()) < 5e-4

@@ -83,4 +83,10 @@ def aspp_by_taps(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Seque
     w_taps = torch.cat([taps[s] for s in shifts])[:, :, None, None]  # (T·K, C, 1, 1)
     y = F.conv2d(x, w_taps)
     out = _ShiftSum.apply(y, shifts, k)
-    return out + torch.stack(list(biases)).sum(0).to(out.dtype).view(1, -1, 1, 1)
+    # Σ_r b_r by chained adds, not stack(biases).sum(0): that one's backward hands every bias a view
+    # of one expanded gradient, autograd keeps those views as the biases' .grad (all four sharing
+    # one buffer), and a second backward in the same step then added its gradient four times
+    bias = biases[0]
+    for b in biases[1:]:
+        bias = bias + b
+    return out + bias.to(out.dtype).view(1, -1, 1, 1)
