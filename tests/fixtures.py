@@ -33,14 +33,22 @@ def _synthia_png(path, ids):
     assert cv2.imwrite(str(path), arr[..., ::-1])
 
 
-def make_gta5(root, n=3, drop_label=None, h=6, w=8):
+def make_gta5(root, n=3, drop_label=None, h=6, w=8, vary_labels=False):
+    """Every label map is ``ids`` (8-column class stripes, one of them ignored), or with
+    ``vary_labels`` each image's own stripes: 7 classes drawn per image and the ignored stripe in
+    its own column, so images differ in class counts but not in their number of ignored pixels."""
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
     ids = np.tile(np.array([7, 8, 11, 0, 26, 33, 24, 23], np.uint8), (h, -(-w // 8)))[:, :w]
     for i in range(1, n + 1):
         Image.fromarray(_rgb(h, w, f"gta5/{i}")).save(root / "images" / f"{i:05d}.png")
-        if i != drop_label:
-            _palette_png(root / "labels" / f"{i:05d}.png", ids)
+        if i == drop_label:
+            continue
+        own = ids
+        if vary_labels:
+            row = np.insert(np.random.default_rng(i).choice(L.TRAINID_TO_LABELID, 7), i % 8, 0).astype(np.uint8)
+            own = np.tile(row, (h, -(-w // 8)))[:, :w]
+        _palette_png(root / "labels" / f"{i:05d}.png", own)
     return ids
 
 
@@ -58,9 +66,9 @@ def make_cityscapes(root, split="val", cities=("frankfurt", "lindau"), h=6, w=8)
 
 
 
-def tiny_benchmark(root, h=32, w=64):
+def tiny_benchmark(root, h=32, w=64, vary_labels=False):
     """GTA5-layout source (4 images), Cityscapes-layout target train (2) and val (2)."""
-    make_gta5(root / "gta5", n=4, h=h, w=w)
+    make_gta5(root / "gta5", n=4, h=h, w=w, vary_labels=vary_labels)
     make_cityscapes(root / "cs", "train", cities=("a", "b"), h=h, w=w)
     make_cityscapes(root / "cs", "val", cities=("c", "d"), h=h, w=w)
     return root

@@ -216,3 +216,15 @@ def test_demo_job_runs_its_short_schedule_end_to_end(tiny_demo, tmp_path):
     assert any(line.startswith("fgd_ent over the BN-only control") for line in lines)
     cfg = yaml.safe_load((tmp_path / "fgd_ent" / "config.yaml").read_text())
     assert cfg["train"]["iters"] == 2 and cfg["train"]["init_from"].endswith("source_only/checkpoints/last.pt")
+
+
+def test_ddp_noise_benchmark_tiny():
+    """One method, float64, 1 iteration: both LR modes print a row; 1 and 2 processes agree to
+    float64 rounding at the first iteration (the same weights: no compounding yet)."""
+    out = subprocess.run([sys.executable, "benchmarks/ddp_noise.py", "--methods", "source_only", "--dtypes", "float64",
+                          "--iters", "1"], cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| source_only | float64 |")]
+    assert len(rows) == 2, out.stdout
+    for row in rows:
+        assert float(row.split("|")[4]) < 1e-12, row

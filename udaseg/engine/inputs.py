@@ -19,8 +19,9 @@ INPUT_NORMS = ("caffe", "imagenet", "per_image")
 
 
 def normalize_images(images: torch.Tensor, mode: str) -> torch.Tensor:
-    """(N, 3, H, W) uint8 RGB → float32 normalised input."""
-    x = images.float()
+    """(N, 3, H, W) uint8 RGB → normalised input in torch's default float dtype (float32 unless a
+    program sets another: the DDP test trains in float64, where 1 and 2 processes agree to 1e-15)."""
+    x = images.to(torch.get_default_dtype())
     if mode == "caffe":
         mean = torch.tensor(CAFFE_MEAN_BGR, device=x.device).view(1, 3, 1, 1)
         return x.flip(1) - mean
