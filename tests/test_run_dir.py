@@ -257,3 +257,17 @@ def test_a_loader_worker_error_is_one_line_on_the_command_line(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "00002.png" in err[0] and "Traceback" not in err[0], err
     assert err[0].endswith("(in a DataLoader worker)")
+
+
+def test_history_records_every_start_and_overwrite_removes_the_old_models_eval_files(bench, tmp_path):
+    cfg = tiny_config(bench, TINY)
+    Trainer(cfg, tmp_path, progress=False).train(stop_at=2)
+    Trainer(cfg, tmp_path, resume=True, progress=False).train()
+    events = [(r["event"], r["iteration"]) for r in map(json.loads, (tmp_path / "history.jsonl").read_text().splitlines())]
+    assert events == [("start", 0), ("resume", 1)]
+    for name in ("eval_val.json", "eval_val.csv", "eval_dev.json"):  # udaseg evaluate's results of this model
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    Trainer(cfg, tmp_path, progress=False, overwrite=True)
+    assert not list(tmp_path.glob("eval_*")) and (tmp_path / "notes.txt").read_text() == "mine"
+    assert [json.loads(line)["event"] for line in (tmp_path / "history.jsonl").read_text().splitlines()] == ["start"]

@@ -133,6 +133,32 @@ def build_split(spec: dict, num_classes: int, seed: int, *, with_labels: bool = 
     return ds
 
 
+def required_splits(cfg: dict) -> list[tuple[str, bool]]:
+    """(data section, with labels) of every split a training run of ``cfg`` reads."""
+    from udaseg.methods import build_method
+
+    m = build_method(cfg["method"], cfg["model"]["num_classes"], 1, cfg["model"]["multi_level"])
+    out = [("source", True)] if m.uses_source else []
+    if m.uses_target_images or cfg["self_training"]["enabled"]:
+        out.append(("target", m.uses_target_labels))
+    if cfg["train"]["val_every"]:
+        out.append((cfg["train"]["validate_on"], True))
+    return out
+
+
+def check_splits(cfgs: list[dict]) -> None:
+    """Open every split that the runs of ``cfgs`` (a run's stages) will read, so that a missing or
+    empty one (an error naming it) stops the command before stage 1 trains, not after."""
+    seen = set()
+    for cfg in cfgs:
+        for section, labels in required_splits(cfg):
+            spec = cfg["data"][section]
+            key = (repr(sorted(spec.items())), labels)
+            if key not in seen:
+                seen.add(key)
+                build_split(spec, cfg["model"]["num_classes"], cfg["seed"], with_labels=labels)
+
+
 def build_val_loader(cfg: dict, dist: DistInfo | None = None, section: str = "val") -> DataLoader:
     """The loader of an evaluation split (``data.val`` or ``data.dev``); under DDP each rank gets
     every W-th image (each image exactly once, no padding duplicates) and ``evaluate`` all-reduces

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ RESUME_SAFE_KEYS = (
 )
 # Files and folders of a run that a fresh run would mix with its own.
 RUN_FILES = ("checkpoints", "metrics.jsonl", "train.log", "tb", "history.jsonl", "meta.json", "config.yaml")
+EVAL_FILES = ("eval_*.json", "eval_*.csv")  # udaseg evaluate's results in the run folder
 
 
 class RunDirError(ValueError):
@@ -75,12 +77,33 @@ def _teacher_bn(flat: dict) -> str | None:
     return value
 
 
-def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_resolved: dict | None = None) -> dict:
+STAGE1_CHECKPOINT = Path("source_only", "checkpoints", "last.pt")  # stages.run_training's stage 1
+
+
+def _same_init(old, new, run_dir: Path | None) -> bool:
+    """Whether two ``train.init_from`` values name the same weights: equal strings, one file
+    reached by other paths (relative / absolute, another working directory), or both the run's
+    own stage-1 checkpoint — which ``run_training`` sets, so the key follows the run folder's path
+    as it was written at each start, and a moved folder moves its stage 1 with it."""
+    if old == new or old is None or new is None:
+        return old == new
+    try:
+        if os.path.samefile(old, new):
+            return True
+    except OSError:
+        pass
+    own = run_dir is not None and Path(new).resolve() == (Path(run_dir) / STAGE1_CHECKPOINT).resolve()
+    return own and Path(old).parts[-3:] == STAGE1_CHECKPOINT.parts
+
+
+def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_resolved: dict | None = None,
+                   run_dir: Path | None = None) -> dict:
     """``{key: (checkpoint value, config value)}`` for the keys that change the result.
 
     A key the checkpoint's config lacks (it predates the key) counts as its default then — a
     method's own key as that method's default. An ``auto`` value counts as what it resolved to
-    (``resolved`` in the checkpoint / trainer)."""
+    (``resolved`` in the checkpoint / trainer). ``run_dir``: the run being resumed, for
+    ``train.init_from`` (see :func:`_same_init`)."""
     a, b = _flatten(old), _flatten(new)
     old_resolved, new_resolved = old_resolved or {}, new_resolved or {}
     changed = {}
@@ -97,6 +120,8 @@ def config_changes(old: dict, new: dict, old_resolved: dict | None = None, new_r
             va = old_resolved[short]
         if vb == "auto" and short in new_resolved:
             vb = new_resolved[short]
+        if key == "train.init_from" and _same_init(va, vb, run_dir):
+            continue
         if va != vb:
             changed[key] = (va, vb)
     return changed
@@ -153,6 +178,8 @@ def refuse_fresh_run_over_existing(run_dir: Path, overwrite: bool) -> list[str]:
     if not overwrite:
         raise RunDirError(f"run directory {run_dir} already holds a run ({', '.join(present)}): pass --resume to "
                           f"continue it, --overwrite to delete it and start again, or choose another --run-dir")
+    # what `udaseg evaluate` wrote about the old model goes with it
+    present += sorted(p.name for pattern in EVAL_FILES for p in run_dir.glob(pattern) if p.is_file())
     for name in present:
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
+from udaseg.engine import run_lock
+from udaseg.engine.builders import check_splits
 from udaseg.engine.checkpoint import load_checkpoint
 from udaseg.engine.run_dir import RunDirError, config_changes, describe_changes
 from udaseg.engine.trainer import LAST, Trainer
@@ -36,10 +39,23 @@ def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progre
     from udaseg.engine.mean_teacher import check_self_training_run
 
     check_self_training_run(cfg)  # stage 1 switches self-training off: check the method's stage now
+    stages = stage_configs(cfg)
+    check_splits([c for _, c in stages])
     run_dir = Path(run_dir)
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 writes (and locks) the run
+    if main:  # held across both stages, so that no other writer slips in between them
+        run_lock.acquire(run_dir)
+    try:
+        return _run_stages(stages, run_dir, resume, progress, overwrite, allow_config_change)
+    finally:
+        if main:
+            run_lock.release(run_dir)
+
+
+def _run_stages(stages, run_dir: Path, resume: bool, progress: bool, overwrite: bool, allow_config_change: bool) -> dict:
     results = {}
     init_from = None
-    for sub, stage_cfg in stage_configs(cfg):
+    for sub, stage_cfg in stages:
         stage_dir = run_dir / sub if sub else run_dir
         if init_from is not None:
             stage_cfg = copy.deepcopy(stage_cfg)
@@ -64,9 +80,9 @@ def _finished(last: Path, cfg: dict, allow_config_change: bool = False) -> bool:
     state = load_checkpoint(last)
     if int(state["iteration"]) < cfg["train"]["iters"]:
         return False
-    changes = config_changes(state.get("config", {}), cfg)
+    run_dir = last.parent.parent
+    changes = config_changes(state.get("config", {}), cfg, run_dir=run_dir)
     if changes and not allow_config_change:
-        run_dir = last.parent.parent
         raise RunDirError(f"{run_dir} holds a finished run of another config ({describe_changes(changes)}); "
                           f"remove that folder to train this config there, or choose "
                           f"another run directory")

@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_
 from udaseg.engine.device_defaults import (AMP_DTYPES, resolve_amp, resolve_aspp_impl, resolve_cudnn_benchmark,
                                            resolve_malloc_tuning, resolve_threads)
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
+from udaseg.engine import run_lock
 from udaseg.engine.evaluation import EvalResult
+from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted
 from udaseg.engine.inputs import normalize_images
 from udaseg.data.rcs import RareClassCropDataset, RareClassSampler, class_pixel_stats
 from udaseg.engine.mean_teacher import SelfTraining, check_self_training_run
@@ -72,7 +75,20 @@ class Trainer:
         self.dist = dist if dist is not None else init_from_env(device.type)
         self.device = rank_device(device, self.dist)
         self.notes = []  # what set-up did that the run's log must say
+        self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         last = self.run_dir / "checkpoints" / LAST
+        if self.dist.is_main:  # one writer per run directory, before anything in it is touched
+            note = run_lock.acquire(self.run_dir)
+            self.release_lock = weakref.finalize(self, run_lock.release, self.run_dir)
+            self.notes += [note] if note else []
+        try:
+            self._set_up(cfg, resume, overwrite, last)
+        except BaseException:
+            if self.dist.is_main:
+                self.release_lock()
+            raise
+
+    def _set_up(self, cfg: dict, resume: bool, overwrite: bool, last: Path) -> None:
         if self.dist.is_main:
             if not resume and refuse_fresh_run_over_existing(self.run_dir, overwrite):
                 self.notes.append(f"--overwrite: deleted the run that was in {self.run_dir}")
@@ -82,7 +98,6 @@ class Trainer:
                                   + ", ".join(p.name for p in orphans))
             if resume and not last.is_file():
                 self.notes.append(f"--resume: no checkpoint at {last}; starting from iteration 0")
-        self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         tc, mc = cfg["train"], cfg["model"]
         if mc["bn_mode"] == "sync" and self.dist.enabled and self.device.type != "cuda":
             raise ValueError("model.bn_mode=sync needs CUDA (torch's SyncBatchNorm runs on GPUs only); "
@@ -218,9 +233,9 @@ class Trainer:
     def _write_run_files(self, resume: bool) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         revision = git_revision()  # two git subprocesses: once per start
-        if resume:  # what the run was before: history.jsonl keeps each start, meta.json the latest
-            append_history(self.run_dir, {"event": "resume" if self.start_iter else "start", "iteration": self.start_iter,
-                                          "git_revision": revision, "config_changes": self.config_changes})
+        # history.jsonl keeps each start, meta.json the latest
+        append_history(self.run_dir, {"event": "resume" if self.start_iter else "start", "iteration": self.start_iter,
+                                      "git_revision": revision, "config_changes": self.config_changes})
         atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
         meta = {
             "git_revision": revision, "torch": torch.__version__, "python": sys.version.split()[0],
@@ -274,7 +289,7 @@ class Trainer:
             raise ValueError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: it is {have[0]} with "
                              f"{have[1]} classes trained by {have[2]}; the config is {want[0]} with {want[1]} "
                              f"classes and method {want[2]}")
-        changes = config_changes(state["config"], self.cfg, state.get("resolved"), self.resolved)
+        changes = config_changes(state["config"], self.cfg, state.get("resolved"), self.resolved, run_dir=self.run_dir)
         if changes and not self.allow_config_change:
             raise RunDirError(f"cannot resume from {self.run_dir / 'checkpoints' / LAST}: the config differs from the "
                               f"checkpoint's in {describe_changes(changes)} (pass the run's own overrides again, or "
@@ -522,30 +537,34 @@ class Trainer:
             bar = tqdm(total=total, initial=it, desc=self.method.name, dynamic_ncols=True, smoothing=0.05)
         running: dict[str, float] = {}
         n_running, t_last = 0, time.time()
-        while it < total:
-            batches = self._next_batches()
-            logs, metrics = self.step(it, batches)
-            it += 1
-            for k, v in {**logs, **metrics}.items():
-                running[k] = running.get(k, 0.0) + float(v)
-            n_running += 1
-            if bar is not None:
-                bar.update(1)
-            if it % tc["log_every"] == 0 or it == total:
-                avg = {k: v / n_running for k, v in running.items()}
-                sec = (time.time() - t_last) / n_running
-                self.logger.log({"kind": "train", "iter": it, **avg, "sec_per_iter": sec})
+        with StopOnSignal() as stop:  # Ctrl-C / SIGTERM: finish the step, save, exit
+            while it < total:
+                batches = self._next_batches()
+                logs, metrics = self.step(it, batches)
+                it += 1
+                for k, v in {**logs, **metrics}.items():
+                    running[k] = running.get(k, 0.0) + float(v)
+                n_running += 1
                 if bar is not None:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items() if not k.endswith("_acc")}, refresh=False)
-                running, n_running, t_last = {}, 0, time.time()
-            if tc["image_every"] and it % tc["image_every"] == 0:
-                self._log_images(it)
-            if stop_at is not None and it >= stop_at:
-                if bar is not None:
-                    bar.close()
-                self.start_iter = self._paused_at = it
-                return {"last": None, "iter": it}
-            self._after_iteration(it)
+                    bar.update(1)
+                if it % tc["log_every"] == 0 or it == total:
+                    avg = {k: v / n_running for k, v in running.items()}
+                    sec = (time.time() - t_last) / n_running
+                    self.logger.log({"kind": "train", "iter": it, **avg, "sec_per_iter": sec})
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items() if not k.endswith("_acc")}, refresh=False)
+                    running, n_running, t_last = {}, 0, time.time()
+                if tc["image_every"] and it % tc["image_every"] == 0:
+                    self._log_images(it)
+                if stop_at is not None and it >= stop_at:
+                    if bar is not None:
+                        bar.close()
+                    self.start_iter = self._paused_at = it
+                    return {"last": None, "iter": it}
+                self._after_iteration(it)
+                signum = stop.requested(self.dist, self.device)
+                if signum and it < total:
+                    raise self._interrupted(signum, it, bar)
         if bar is not None:
             bar.close()
         result = self._validate(it) if tc["val_every"] else None
@@ -553,9 +572,24 @@ class Trainer:
         barrier(self.dist)
         self.logger.text(f"done at iteration {it}; last checkpoint {last}")
         self.logger.close()
+        if self.dist.is_main:
+            self.release_lock()
         best = self.run_dir / "checkpoints" / BEST
         return {"last": last, "best": best if best.is_file() else None, "best_miou": self.best["miou"],
                 "iter": it, "val": result}
+
+    def _interrupted(self, signum: int, it: int, bar) -> TrainingInterrupted:
+        """After a stop signal: save ``last.pt`` at ``it`` (the step is complete), close the logs."""
+        if bar is not None:
+            bar.close()
+        last = self.save(LAST, it)
+        barrier(self.dist)
+        error = TrainingInterrupted(signum, it, last)
+        self.logger.text(str(error))
+        self.logger.close()
+        if self.dist.is_main:
+            self.release_lock()
+        return error
 
     # ------------------------------------------------------------------------------------------
     # validation and images

@@ -1,0 +1,109 @@
+"""One writer per run directory, and a clean stop on Ctrl-C / SIGTERM (issue 22): a second
+process is refused naming the holder, before it touches anything; a killed holder leaves no stale
+lock; a signal finishes the step, saves last.pt, and the resumed run is the uninterrupted one."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fixtures import tiny_benchmark, tiny_config
+from udaseg.engine import run_lock
+from udaseg.engine.checkpoint import load_checkpoint
+from udaseg.engine.interrupt import TrainingInterrupted
+from udaseg.engine.run_lock import RunDirLockedError
+from udaseg.engine.stages import run_training
+from udaseg.engine.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["train.iters=4", "train.val_every=0", "train.checkpoint_every=1"]
+
+HOLDER = """
+import sys, time
+from udaseg.engine import run_lock
+run_lock.acquire(sys.argv[1])
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return tiny_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process holding ``tmp_path / 'run'``'s lock."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    yield run, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_touches_nothing(bench, tmp_path, holder):
+    run, proc = holder
+    # what a --resume beside a live run used to delete: the live run's checkpoint being written
+    (run / "checkpoints").mkdir()
+    temp = run / "checkpoints" / ".last.pt.abc123.tmp"
+    temp.write_bytes(b"half a checkpoint")
+    for resume in (False, True):
+        with pytest.raises(RunDirLockedError, match=rf"in use by process {proc.pid} on .*one run directory takes one writer"):
+            Trainer(tiny_config(bench, TINY), run, resume=resume, progress=False)
+    with pytest.raises(RunDirLockedError, match=rf"process {proc.pid}"):
+        run_training(tiny_config(bench, TINY), run, resume=True, progress=False)
+    assert temp.read_bytes() == b"half a checkpoint"
+    assert sorted(p.name for p in run.iterdir()) == [".udaseg.lock", "checkpoints"]
+
+
+def test_the_lock_is_free_once_its_holder_is_killed_and_the_successor_says_so(bench, tmp_path, holder):
+    run, proc = holder
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    t = Trainer(tiny_config(bench, TINY), run, progress=False)
+    assert any(f"took over the lock of process {proc.pid}" in n for n in t.notes)
+    t.train()
+    assert not run_lock.held(run)  # released when training ended
+    assert (run / ".udaseg.lock").read_text() == ""  # a clean release leaves no holder to report
+    Trainer(tiny_config(bench, TINY), tmp_path / "again", progress=False).train()
+
+
+def test_the_lock_is_re_entrant_within_a_process(bench, tmp_path):
+    """A paused trainer and a resumed one on the same folder, as the exact-resume tests do."""
+    cfg = tiny_config(bench, TINY)
+    first = Trainer(cfg, tmp_path, progress=False)
+    first.train(stop_at=2)
+    assert run_lock.held(tmp_path)
+    Trainer(cfg, tmp_path, resume=True, progress=False).train()
+    del first
+
+
+def test_a_signal_finishes_the_step_saves_and_the_resume_is_exact(bench, tmp_path):
+    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=5", "train.val_every=0", "train.checkpoint_every=0"])
+    full = Trainer(cfg, tmp_path / "full", progress=False).train()
+    t = Trainer(cfg, tmp_path / "cut", progress=False)
+    step = t.step
+
+    def step_then_ctrl_c(it, batches):  # the signal lands during iteration 2's step
+        out = step(it, batches)
+        if it == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+    t.step = step_then_ctrl_c
+    with pytest.raises(TrainingInterrupted, match=r"interrupted by SIGINT after iteration 2; saved .*last\.pt") as info:
+        t.train()
+    assert info.value.exit_code == 130 and info.value.iteration == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["iteration"] == 2
+    assert not run_lock.held(tmp_path / "cut")
+    Trainer(cfg, tmp_path / "cut", resume=True, progress=False).train()
+    a, b = load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    for k in a["segmentor"]:
+        assert (a["segmentor"][k] == b["segmentor"][k]).all(), k
