@@ -271,3 +271,19 @@ def test_history_records_every_start_and_overwrite_removes_the_old_models_eval_f
     Trainer(cfg, tmp_path, progress=False, overwrite=True)
     assert not list(tmp_path.glob("eval_*")) and (tmp_path / "notes.txt").read_text() == "mine"
     assert [json.loads(line)["event"] for line in (tmp_path / "history.jsonl").read_text().splitlines()] == ["start"]
+
+
+def test_the_first_checkpoint_write_on_a_full_disk_claims_no_previous_checkpoint(bench, tmp_path, monkeypatch):
+    import errno
+
+    import udaseg.engine.checkpoint as ck
+
+    t = Trainer(tiny_config(bench, ["train.iters=2", "train.checkpoint_every=1", "train.val_every=0"]), tmp_path,
+                progress=False)
+
+    def full_disk(obj, f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck.torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"last\.pt at iteration 1 .*No space left.*; no last\.pt was written$"):
+        t.train()

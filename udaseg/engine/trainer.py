@@ -340,6 +340,7 @@ class Trainer:
     def save(self, name: str, it: int, state: dict | None = None) -> Path:
         path = self.run_dir / "checkpoints" / name
         if self.dist.is_main:
+            before = f"the previous {name} is intact" if path.is_file() else f"no {name} was written"
             try:
                 save_checkpoint(path, self.state_dict(it) if state is None else state)
             except (OSError, RuntimeError) as exc:  # disk full, read-only: the previous file is untouched
@@ -350,7 +351,7 @@ class Trainer:
                     raise
                 reason = exc if isinstance(exc, OSError) else str(exc).splitlines()[0]
                 raise OSError(f"could not write checkpoint {path} at iteration {it} ({reason}; is the disk full?); "
-                              f"the previous {name} is intact") from None
+                              f"{before}") from None
         return path
 
     def save_snapshot(self, it: int) -> Path:
