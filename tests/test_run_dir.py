@@ -287,3 +287,29 @@ def test_the_first_checkpoint_write_on_a_full_disk_claims_no_previous_checkpoint
     monkeypatch.setattr(ck.torch, "save", full_disk)
     with pytest.raises(OSError, match=r"last\.pt at iteration 1 .*No space left.*; no last\.pt was written$"):
         t.train()
+
+
+@pytest.mark.parametrize("name", ["history.jsonl", "metrics.jsonl", "train.log"])
+def test_a_full_disk_at_the_start_is_an_error_naming_the_file(bench, tmp_path, name):
+    """/dev/full answers every write with ENOSPC, as a disk that is already full does."""
+    (tmp_path / name).symlink_to("/dev/full")
+    with pytest.raises(OSError, match=rf"could not write {re.escape(str(tmp_path / name))} \(No space left on device"):
+        Trainer(tiny_config(bench, ["train.iters=2", "train.val_every=0"]), tmp_path, progress=False).train()
+
+
+def test_an_atomic_write_that_fails_names_its_file(tmp_path, monkeypatch):
+    import errno
+
+    import udaseg.engine.checkpoint as ck
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck.tempfile, "mkstemp", no_space)
+    with pytest.raises(OSError, match=rf"could not write {re.escape(str(tmp_path / 'meta.json'))} \(No space"):
+        ck.atomic_write_json(tmp_path / "meta.json", {"a": 1})
+    monkeypatch.undo()
+    monkeypatch.setattr(ck.os, "fsync", no_space)
+    with pytest.raises(OSError, match=rf"could not write {re.escape(str(tmp_path / 'meta.json'))} \(No space"):
+        ck.atomic_write_json(tmp_path / "meta.json", {"a": 1})
+    assert not list(tmp_path.iterdir())

@@ -303,3 +303,16 @@ def test_snapshots_are_kept_and_evaluated_as_a_run(bench, tmp_path):
     assert "last" in rows[4] and "iter_000004" in rows[4]
     assert next(e.ref.path.name for e in evals if e.iteration == 2) == "iter_000002.pt"
     assert sum("best" in m for m in rows.values()) == 1
+
+
+def test_prediction_images_of_both_domains(bench, tmp_path):
+    from udaseg.engine.run_logger import prediction_images
+
+    t = Trainer(tiny_config(bench, ["method.name=fgd_ent", "train.iters=1", "train.val_every=0", "train.image_every=1"]),
+                tmp_path, progress=False)
+    t.train()
+    batches, src, tgt = t._last
+    images = prediction_images(batches, {"source": src, "target": tgt}, 19)
+    assert sorted(images) == sorted(f"{d}/{k}" for d in ("source", "target") for k in ("image", "prediction", "entropy"))
+    assert all(v.shape == (32, 64, 3) and v.dtype.name == "uint8" for v in images.values())
+    assert list((tmp_path / "tb").glob("events.*"))

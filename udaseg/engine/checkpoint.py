@@ -28,8 +28,11 @@ def _process_umask() -> int:
 def _atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # a full or read-only disk: say which file could not be written
+        raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc})") from None
     try:
         # mkstemp makes the file owner-only (0600); give it the mode a plain open() would, so
         # checkpoints and reports stay readable by the group on a shared cluster
@@ -39,8 +42,10 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and str(path) not in str(exc):
+            raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc})") from None
         raise
 
 

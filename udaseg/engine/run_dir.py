@@ -198,5 +198,9 @@ def remove_orphan_temp_files(run_dir: Path) -> list[Path]:
 
 def append_history(run_dir: Path, record: dict) -> None:
     """One JSON line in ``history.jsonl``: what happened to the run (resumes, config changes)."""
-    with open(run_dir / "history.jsonl", "a") as f:
-        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}, default=str) + "\n")
+    path = run_dir / "history.jsonl"
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}, default=str) + "\n")
+    except OSError as exc:  # a full disk: Python's message names no file
+        raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc}; is the disk full?)") from None

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 
 class RunLogger:
@@ -32,7 +33,7 @@ class RunLogger:
         if not self.enabled:
             return
         record = {"time": round(time.time(), 3), **record}
-        self._metrics.write(json.dumps(record, default=_jsonable) + "\n")
+        _write(self._metrics, json.dumps(record, default=_jsonable) + "\n")
         if self.tb is not None and "iter" in record:
             step = record["iter"]
             for key, value in record.items():
@@ -52,7 +53,7 @@ class RunLogger:
 
     def text(self, line: str) -> None:
         if self.enabled:
-            self._text.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {line}\n")
+            _write(self._text, f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {line}\n")
 
     def images(self, step: int, images: dict[str, np.ndarray]) -> None:
         """HWC uint8 images to TensorBoard."""
@@ -66,6 +67,14 @@ class RunLogger:
             self._text.close()
             if self.tb is not None:
                 self.tb.close()
+
+
+def _write(f, text: str) -> None:
+    """Append to an open log file; a full disk is an error naming the file (Python's own names none)."""
+    try:
+        f.write(text)
+    except OSError as exc:
+        raise OSError(exc.errno, f"could not write {f.name} ({exc.strerror or exc}; is the disk full?)") from None
 
 
 def _jsonable(x):
@@ -87,3 +96,25 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         except json.JSONDecodeError:  # a line cut by a kill mid-write
             continue
     return out
+
+
+@torch.no_grad()
+def prediction_images(batches: dict, passes: dict, num_classes: int) -> dict[str, np.ndarray]:
+    """TensorBoard images of each domain's first image: the input, the predicted classes in the
+    palette and the entropy map (``passes``: domain -> the step's ``Pass`` or None)."""
+    from udaseg.data import labels as Lb
+    from udaseg.losses import entropy_map
+
+    images = {}
+    for name, p in passes.items():
+        if p is None:
+            continue
+        img = batches[name]["image"][0].permute(1, 2, 0).numpy()
+        probs = torch.softmax(p.out.logits[:1].float(), 1)
+        probs = torch.nn.functional.interpolate(probs, size=img.shape[:2], mode="bilinear", align_corners=True)
+        pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
+        ent = (entropy_map(probs)[0].cpu().numpy() * 255).astype(np.uint8)
+        images[f"{name}/image"] = img
+        images[f"{name}/prediction"] = Lb.colorize(pred, num_classes)
+        images[f"{name}/entropy"] = np.repeat(ent[..., None], 3, axis=2)
+    return images

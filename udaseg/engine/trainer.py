@@ -28,7 +28,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from udaseg.config import dump_config
-from udaseg.data import labels as Lb
 from udaseg.engine.builders import (_worker_init, build_split, build_val_loader, check_writable, evaluate_model,
                                     git_revision, per_process_batch, poly_lr, rank_device, resolve_device,
                                     seed_everything)
@@ -46,9 +45,8 @@ from udaseg.engine.memory import keep_freed_memory_mapped
 from udaseg.engine.optim import build_optimizer
 from udaseg.engine.run_dir import (RunDirError, append_history, config_changes, describe_changes,
                                    refuse_fresh_run_over_existing, remove_orphan_temp_files)
-from udaseg.engine.run_logger import RunLogger
+from udaseg.engine.run_logger import RunLogger, prediction_images
 from udaseg.engine.sampler import InfiniteBatchSampler
-from udaseg.losses import entropy_map
 from udaseg.methods import build_method
 from udaseg.methods.base import Pass, Terms
 from udaseg.models import build_segmentor, resolve_pretrained
@@ -614,22 +612,8 @@ class Trainer:
         barrier(self.dist)
         return result
 
-    @torch.no_grad()
     def _log_images(self, it: int) -> None:
-        if not self.dist.is_main or self.logger.tb is None or not hasattr(self, "_last"):
-            return
-        batches, src, tgt = self._last
-        k = self.cfg["model"]["num_classes"]
-        images = {}
-        for name, p in (("source", src), ("target", tgt)):
-            if p is None:
-                continue
-            img = batches[name]["image"][0].permute(1, 2, 0).numpy()
-            probs = torch.softmax(p.out.logits[:1].float(), 1)
-            probs = torch.nn.functional.interpolate(probs, size=img.shape[:2], mode="bilinear", align_corners=True)
-            pred = probs.argmax(1)[0].cpu().numpy().astype(np.uint8)
-            ent = (entropy_map(probs)[0].cpu().numpy() * 255).astype(np.uint8)
-            images[f"{name}/image"] = img
-            images[f"{name}/prediction"] = Lb.colorize(pred, k)
-            images[f"{name}/entropy"] = np.repeat(ent[..., None], 3, axis=2)
-        self.logger.images(it, images)
+        if self.dist.is_main and self.logger.tb is not None and hasattr(self, "_last"):
+            batches, src, tgt = self._last
+            self.logger.images(it, prediction_images(batches, {"source": src, "target": tgt},
+                                                     self.cfg["model"]["num_classes"]))
