@@ -159,3 +159,59 @@ def test_threads_is_resume_safe():
     # ... while a key that changes the weights next to it is still reported
     lr = old["train"]["lr"]
     assert config_changes(old, load_config(None, ["train.threads=3", "train.lr=0.5"])) == {"train.lr": (lr, 0.5)}
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.poly_power=-1", "'train.poly_power' must be at least 0, got -1.0"),  # the LR would grow
+    ("train.lr=.nan", "'train.lr' must be a finite number, got nan"),
+    ("train.lr=.inf", "'train.lr' must be a finite number, got inf"),
+    ("train.lr_d=-.inf", "'train.lr_d' must be a finite number, got -inf"),
+    ("train.warmup_iters=-5", "'train.warmup_iters' must be at least 0, got -5"),
+    ("train.warmup_ratio=0", r"'train.warmup_ratio' must be in \(0, 1\], got 0.0"),
+    ("train.betas=[2,3]", r"'train.betas\[0\]' must be in \[0, 1\), got 2"),
+    ("train.betas_d=[0.9,1.0]", r"'train.betas_d\[1\]' must be in \[0, 1\), got 1.0"),
+    ("train.betas=[0.9]", r"'train.betas' must be a list of 2 numbers, got \[0.9\]"),
+    ("train.betas=[0.9,x]", r"'train.betas\[1\]' must be a number, got 'x'"),
+    ("train.momentum=-1", r"'train.momentum' must be in \[0, 1\), got -1.0"),
+    ("train.weight_decay=-0.1", "'train.weight_decay' must be at least 0"),
+    ("seed=-1", "'seed' must be at least 0, got -1"),
+    ("self_training.tau=1.5", r"'self_training.tau' must be in \[0, 1\], got 1.5"),  # checked with the section off
+    ("self_training.alpha=1.01", r"'self_training.alpha' must be in \[0, 1\]"),
+    ("self_training.mic.ratio=1", r"'self_training.mic.ratio' must be in \[0, 1\), got 1"),
+    ("data.source.rcs.temperature=0", "'data.source.rcs.temperature' must be greater than 0"),
+    ("method.name=fada method.temperature=.nan", "'method.temperature' must be a finite number, got nan"),
+])
+def test_every_number_is_finite_and_in_its_range(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, override.split(" "))
+
+
+def test_range_limits_themselves_follow_the_brackets():
+    cfg = load_config(None, ["train.momentum=0", "self_training.tau=1", "train.warmup_ratio=1", "seed=0",
+                             "train.betas=[0, 0.999]"])
+    assert (cfg["train"]["momentum"], cfg["self_training"]["tau"], cfg["train"]["betas"]) == (0.0, 1.0, [0, 0.999])
+
+
+def test_base_as_a_list_merges_in_order_and_the_file_wins(tmp_path):
+    (tmp_path / "model.yaml").write_text("model: {arch: deeplabv2_resnet18}\ntrain: {lr: 0.1, iters: 5}\n")
+    (tmp_path / "sched.yaml").write_text("train: {iters: 7, poly_power: 1.0}\n")
+    (tmp_path / "exp.yaml").write_text("_base_: [model.yaml, sched.yaml]\ntrain: {lr: 0.2}\n")
+    cfg = load_config(tmp_path / "exp.yaml")
+    assert cfg["model"]["arch"] == "deeplabv2_resnet18"
+    assert (cfg["train"]["lr"], cfg["train"]["iters"], cfg["train"]["poly_power"]) == (0.2, 7, 1.0)
+
+
+def test_circular_or_malformed_base_is_named(tmp_path):
+    (tmp_path / "self.yaml").write_text("_base_: self.yaml\n")
+    with pytest.raises(ConfigError, match=r"self.yaml: circular _base_ chain self.yaml -> self.yaml"):
+        load_config(tmp_path / "self.yaml")
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_base_: [a.yaml]\n")
+    with pytest.raises(ConfigError, match=r"circular _base_ chain a.yaml -> b.yaml -> a.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "num.yaml").write_text("_base_: 3\n")
+    with pytest.raises(ConfigError, match=r"num.yaml: _base_ must be a file name or a list of file names, got 3"):
+        load_config(tmp_path / "num.yaml")
+    (tmp_path / "gone.yaml").write_text("_base_: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing.yaml not found \(the _base_ of .*gone.yaml\)"):
+        load_config(tmp_path / "gone.yaml")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,33 @@ OPTIONAL_TYPES = {"model.pretrained": str, "model.pretrained_sha256": str, "data
                      for k, t in (("split", str), ("split_list", str), ("num_classes", int))}}
 # Keys that take one of a few words.
 CHOICES = {"train.validate_on": ("val", "dev")}
-# Lower bounds of numeric keys: (minimum, whether the minimum itself is allowed).
-BOUNDS = {"train.iters": (1, True), "train.pretrain_iters": (0, True), "data.batch_size": (1, True),
-          "data.global_batch_size": (1, True), "data.workers": (0, True), "train.lr": (0, False),
-          "train.lr_d": (0, True), "train.log_every": (1, True), "train.val_every": (0, True),
-          "train.checkpoint_every": (0, True), "train.keep_every": (0, True), "train.image_every": (0, True),
-          "eval.batch_size": (1, True), "model.num_classes": (1, True), "eval.num_classes": (1, True),
-          "self_training.weight": (0, True), "self_training.mic.weight": (0, True)}
+# The range of each numeric key: (low, low allowed, high, high allowed); None = unbounded. Every
+# number must also be finite. A list of numbers (betas) is checked element by element. Checked
+# whether or not the key's section is switched on: a bad value is a typo either way.
+BOUNDS = {
+    "seed": (0, True, None, False),  # numpy refuses negative seeds, later and without the key
+    "train.iters": (1, True, None, False), "train.pretrain_iters": (0, True, None, False),
+    "data.batch_size": (1, True, None, False), "data.global_batch_size": (1, True, None, False),
+    "data.workers": (0, True, None, False), "eval.batch_size": (1, True, None, False),
+    "model.num_classes": (1, True, None, False), "eval.num_classes": (1, True, None, False),
+    "train.lr": (0, False, None, False), "train.lr_d": (0, True, None, False),
+    "train.head_lr_mult": (0, False, None, False), "train.weight_decay": (0, True, None, False),
+    "train.momentum": (0, True, 1, False), "train.betas": (0, True, 1, False), "train.betas_d": (0, True, 1, False),
+    "train.poly_power": (0, True, None, False),  # < 0 would make the LR grow
+    "train.warmup_iters": (0, True, None, False), "train.warmup_ratio": (0, False, 1, True),
+    "train.log_every": (1, True, None, False), "train.val_every": (0, True, None, False),
+    "train.checkpoint_every": (0, True, None, False), "train.keep_every": (0, True, None, False),
+    "train.image_every": (0, True, None, False),
+    "data.source.rcs.temperature": (0, False, None, False), "data.source.rcs.min_pixels": (0, True, None, False),
+    "data.source.rcs.min_crop_ratio": (0, True, 1, True),
+    "self_training.alpha": (0, True, 1, True), "self_training.tau": (0, True, 1, True),
+    "self_training.weight": (0, True, None, False), "self_training.ignore_top": (0, True, None, False),
+    "self_training.ignore_bottom": (0, True, None, False), "self_training.jitter_prob": (0, True, 1, True),
+    "self_training.jitter_strength": (0, True, None, False), "self_training.blur_prob": (0, True, 1, True),
+    "self_training.mic.block_size": (1, True, None, False), "self_training.mic.ratio": (0, True, 1, False),
+    "self_training.mic.weight": (0, True, None, False),
+}
+LIST_LENGTHS = {"train.betas": 2, "train.betas_d": 2}
 
 
 def _dataset_defaults(kind, root, split=None, split_list=None, transforms=None):
@@ -292,11 +313,18 @@ def _fix_numbers(node):
     return node
 
 
-def read_yaml_chain(path: str | Path) -> dict:
-    """A config file with its ``_base_`` chain merged, bases first (no validation yet)."""
+def read_yaml_chain(path: str | Path, _chain: tuple = ()) -> dict:
+    """A config file with its ``_base_`` chain merged, bases first (no validation yet). ``_base_``
+    is a file or, as in mmsegmentation, a list of files merged in order (a later one overrides an
+    earlier one, the file itself overrides them all); paths are relative to the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
+        referred = f" (the _base_ of {_chain[-1]})" if _chain else ""
+        raise ConfigError(f"config file {path} not found{referred}")
+    here = path.resolve()
+    if here in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain[_chain.index(here):], here))
+        raise ConfigError(f"{path}: circular _base_ chain {cycle}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -307,7 +335,12 @@ def read_yaml_chain(path: str | Path) -> dict:
     base = data.pop("_base_", None)
     if base is None:
         return data
-    merged = read_yaml_chain(path.parent / base)
+    bases = [base] if isinstance(base, str) else base
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(f"{path}: _base_ must be a file name or a list of file names, got {base!r}")
+    merged: dict = {}
+    for b in bases:
+        merged = _deep_update(merged, read_yaml_chain(path.parent / b, (*_chain, here)))
     return _deep_update(merged, data)
 
 
@@ -350,16 +383,36 @@ def _check_bounds(cfg: dict) -> None:
         section, name = key.split(".")
         if cfg[section][name] not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {cfg[section][name]!r}")
-    for key, (low, inclusive) in BOUNDS.items():
+    for key, bounds in BOUNDS.items():
         node = cfg
         for part in key.split("."):
             node = node[part]
-        if node is not None and (node < low or (node == low and not inclusive)):
-            raise ConfigError(f"config key {key!r} must be {'at least' if inclusive else 'greater than'} {low}, "
-                              f"got {node!r}")
+        if isinstance(node, list):
+            if key in LIST_LENGTHS and len(node) != LIST_LENGTHS[key]:
+                raise ConfigError(f"config key {key!r} must be a list of {LIST_LENGTHS[key]} numbers, got {node!r}")
+            for i, v in enumerate(node):
+                _check_range(f"{key}[{i}]", v, *bounds)
+        elif node is not None:
+            _check_range(key, node, *bounds)
     for name, value in cfg["method"].items():  # loss weights: a negative one would maximise its loss
         if (name.startswith("lambda_") or name == "d_weight") and not (value >= 0):
             raise ConfigError(f"config key 'method.{name}' is a loss weight and must be at least 0, got {value!r}")
+        if _is_number(value) and not math.isfinite(value):
+            raise ConfigError(f"config key 'method.{name}' must be a finite number, got {value!r}")
+
+
+def _check_range(key: str, value, low, low_ok: bool, high, high_ok: bool) -> None:
+    if not _is_number(value):
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
+    if high is None:  # the old one-sided wording, which users and tests know
+        if value < low or (value == low and not low_ok):
+            raise ConfigError(f"config key {key!r} must be {'at least' if low_ok else 'greater than'} {low}, "
+                              f"got {value!r}")
+    elif value < low or value > high or (value == low and not low_ok) or (value == high and not high_ok):
+        raise ConfigError(f"config key {key!r} must be in {'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}, "
+                          f"got {value!r}")
 
 
 def load_config(path: str | Path | None, overrides=()) -> dict:
