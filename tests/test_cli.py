@@ -1,6 +1,7 @@
 """The ``udaseg`` command line as a user types it: ``python -m udaseg``, options and ``key=value``
 overrides in any order, overrides given the same way to every sub-command, errors that name
 what is wrong. Parser-level tests: nothing here trains (the commands' work is tested elsewhere)."""
+import re
 import subprocess
 import sys
 
@@ -97,3 +98,20 @@ def test_report_of_a_missing_results_file_names_the_file(tmp_path, capsys):
     assert f"ablation results file {missing} not found" in err and "run directory" not in err
     assert main(["report", str(tmp_path / "no_run"), "--out", str(tmp_path / "r.html")]) == 2
     assert f"run directory {tmp_path / 'no_run'} not found" in capsys.readouterr().err
+
+
+def test_version_names_udaseg_and_torch():
+    import torch
+
+    res = subprocess.run([sys.executable, "-m", "udaseg", "--version"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert re.fullmatch(rf"udaseg \d+\.\d+\.\d+\S* \(torch {re.escape(torch.__version__)}\)\n", res.stdout), res.stdout
+
+
+def test_resume_command_of_an_interrupted_train():
+    from udaseg.apps.cli import resume_command
+
+    assert resume_command(["train", "c.yaml", "--overwrite", "train.lr=0.1"]) == "udaseg train c.yaml train.lr=0.1 --resume"
+    assert resume_command(["train", "c.yaml", "--resume"]) == "udaseg train c.yaml --resume"
+    assert resume_command(["train", "my runs/c.yaml"]) == "udaseg train 'my runs/c.yaml' --resume"
+    assert resume_command(["demo", "--data", "d"]) == "udaseg demo --data d"

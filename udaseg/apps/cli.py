@@ -17,9 +17,36 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
+
+
+def version_line() -> str:
+    """``udaseg X.Y.Z (torch A.B.C)``: the installed package's version, else pyproject's."""
+    import re
+    from importlib import metadata
+
+    try:
+        version = metadata.version("udaseg")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+        version = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M).group(1)
+    import torch
+
+    return f"udaseg {version} (torch {torch.__version__})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (it imports torch)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print udaseg's and torch's versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit()
 
 
 def _cmd_data_demo(args) -> int:
@@ -90,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     from udaseg.apps.cli_eval import IntermixedParser, add_commands, override_arg
 
     p = argparse.ArgumentParser(prog="udaseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action=_VersionAction, dest=argparse.SUPPRESS, default=argparse.SUPPRESS)
     # each sub-command takes its options and positionals in any order
     sub = p.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
 
@@ -154,14 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from udaseg.config import ConfigError
     from udaseg.data.io import DatasetError
+    from udaseg.engine.interrupt import TrainingInterrupted
+    from udaseg.engine.run_lock import RunDirLockedError
     from udaseg.engine.trainer import NonFiniteLossError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, ConfigError, OSError, ValueError, NonFiniteLossError) as exc:  # bad input: one clear line, no traceback
+    except TrainingInterrupted as exc:  # Ctrl-C / SIGTERM: saved; say how to go on, exit 128 + signal
+        print(f"udaseg: {exc}", file=sys.stderr)
+        print(f"udaseg: resume with: {resume_command(argv)}", file=sys.stderr)
+        return exc.exit_code
+    except (DatasetError, ConfigError, OSError, ValueError, NonFiniteLossError,
+            RunDirLockedError) as exc:  # bad input: one clear line, no traceback
         print(f"udaseg: error: {error_message(exc)}", file=sys.stderr)
         return 2
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that continues an interrupted one: ``train`` gets ``--resume`` (and loses
+    ``--overwrite``, which would delete what was saved); ``demo`` resumes by itself."""
+    args = [a for a in argv if a != "--overwrite"]
+    if args and args[0] == "train" and "--resume" not in args:
+        args.append("--resume")
+    return "udaseg " + " ".join(shlex.quote(a) for a in args)
 
 
 def error_message(exc: BaseException) -> str:
