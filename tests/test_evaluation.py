@@ -385,3 +385,20 @@ def test_trainer_validates_on_dev_and_says_so(tmp_path):
     val = [r for r in records if r["kind"] == "val"]
     assert val and all(r["split"] == "dev" for r in val)
     assert "dev @ 1:" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_evaluate_replaces_only_its_own_files_and_says_so(two_stage_run, tmp_path):
+    run, _ = two_stage_run
+    last = run / "checkpoints" / "last.pt"
+    out = tmp_path / "out"
+    lines = []
+    evaluate_checkpoints([last], out_dir=out, log=lines.append)
+    assert json.loads((out / "eval_val.json").read_text())["written_by"] == "udaseg evaluate"
+    evaluate_checkpoints([last], out_dir=out, log=lines.append)  # its own files: replaced, and said so
+    assert "(replaced the earlier eval_val.csv, eval_val.json)" in lines[-1]
+    (out / "eval_val.csv").write_text("my own notes\n")  # a user's file of that name
+    with pytest.raises(FileExistsError, match=r"eval_val\.csv exists and was not written by udaseg evaluate.*--overwrite"):
+        evaluate_checkpoints([last], out_dir=out)
+    assert (out / "eval_val.csv").read_text() == "my own notes\n"
+    evaluate_checkpoints([last], out_dir=out, overwrite=True)
+    assert (out / "eval_val.csv").read_text().startswith("checkpoint,iteration,marks,method,")

@@ -71,7 +71,7 @@ def _cmd_evaluate(args) -> int:
         targets, overrides=overrides, data_root=args.data, split=args.split, flip=True if args.flip else None,
         scales=parse_scales(args.scales), window=parse_pair(args.sliding, "--sliding"),
         stride=parse_pair(args.stride, "--stride"), out_dir=args.out, official_check=args.official_check,
-        progress=_progress(), log=lambda line: print(line, file=sys.stderr))
+        progress=_progress(), log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite)
     print(format_evaluations(evals))
     if any(e.official is not None and not e.official.agrees for e in evals):
         print("udaseg: the official Cityscapes script disagrees with our numbers (see above)", file=sys.stderr)
@@ -154,6 +154,9 @@ def add_commands(subparsers) -> None:
     ev.add_argument("--sliding", metavar="W,H", help="sliding-window inference with windows of W×H network-input pixels")
     ev.add_argument("--stride", metavar="W,H", help="sliding-window stride (default 2/3 of the window)")
     ev.add_argument("--out", help="where to write the CSV / JSON (default: each checkpoint's run directory)")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace eval_*.csv / .json files that udaseg evaluate did not write (its own are replaced "
+                         "anyway, and said so)")
     ev.add_argument("--official-check", action="store_true",
                     help="also write labelId PNGs and score them with the Cityscapes official script "
                          "(cityscapesscripts); exit status 1 if it disagrees with ours beyond 1e-6")

@@ -13,6 +13,7 @@ is optimistic — the printed table says so.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -190,12 +191,14 @@ def settings_tag(settings: dict) -> str:
 
 def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, flip=None, scales=None,
                          window=None, stride=None, out_dir=None, official_check: bool = False,
-                         progress: bool = False, log=None) -> list[CheckpointEval]:
+                         progress: bool = False, log=None, overwrite: bool = False) -> list[CheckpointEval]:
     """Evaluate checkpoint files and run directories (all their checkpoints), write
     ``eval_<split><tag>.csv`` / ``.json`` into each run directory (or all into ``out_dir``), and
     return the evaluations. A checkpoint of the same run and iteration as one already evaluated
     (``best.pt`` or a snapshot at ``last.pt``'s iteration) is folded into its row ("last, best"). ``official_check`` also scores each checkpoint's
-    predictions with the Cityscapes official script (labelId PNGs kept beside the CSV)."""
+    predictions with the Cityscapes official script (labelId PNGs kept beside the CSV). Files of
+    those names that an earlier evaluate wrote are replaced (and said so); others are refused
+    before anything is evaluated, unless ``overwrite``."""
     from udaseg.engine.checkpoint import load_checkpoint
 
     refs = find_checkpoints(targets)
@@ -227,9 +230,11 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
         groups.setdefault((Path(out_dir) if out_dir else e.ref.run_dir, e.result.num_classes), []).append(e)
     for (dest, k), group in groups.items():
         shared = sum(d == dest for d, _ in groups) > 1  # 19- and 16-class results in one folder
-        paths = write_outputs(group, dest, suffix=f"_{k}cls" if shared else "")
+        replaced = [p for p in output_paths(group, dest, f"_{k}cls" if shared else "") if p.exists()]
+        paths = write_outputs(group, dest, suffix=f"_{k}cls" if shared else "", overwrite=overwrite)
         if log is not None:
-            log(f"wrote {paths[0]} and {paths[1]}")
+            log(f"wrote {paths[0]} and {paths[1]}" + (f" (replaced the earlier {', '.join(p.name for p in replaced)})"
+                                                      if replaced else ""))
     return evals
 
 
@@ -263,18 +268,49 @@ def format_evaluations(evals: list[CheckpointEval]) -> str:
     return "\n".join(out)
 
 
-def write_outputs(evals: list[CheckpointEval], out_dir, suffix: str = "") -> tuple[Path, Path]:
-    """``eval_<split><tag>.csv`` (IoU in %, one row per checkpoint, classes then protocols) and
-    ``.json`` (fractions, with settings, data, predicted fractions, official check)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+WRITTEN_BY = "udaseg evaluate"  # in the JSON: which files evaluate may replace
+CSV_HEADER = "checkpoint,iteration,marks,method,"
+
+
+def _written_by_evaluate(path: Path) -> bool:
+    """Whether ``path`` is an output of ``udaseg evaluate`` (this or an older version)."""
+    try:
+        if path.suffix == ".json":
+            doc = json.loads(path.read_text())
+            return isinstance(doc, dict) and (doc.get("written_by") == WRITTEN_BY
+                                              or str(doc.get("units", "")).startswith("IoU and mIoU as fractions"))
+        return path.read_text().startswith(CSV_HEADER)
+    except (OSError, ValueError):
+        return False
+
+
+def _refuse_foreign(paths) -> None:
+    foreign = [p for p in paths if p.exists() and not _written_by_evaluate(p)]
+    if foreign:
+        raise FileExistsError(f"{foreign[0]} exists and was not written by udaseg evaluate: refusing to replace it "
+                              f"(--overwrite replaces it; or choose another --out)")
+
+
+def output_paths(evals: list[CheckpointEval], out_dir, suffix: str = "") -> tuple[Path, Path]:
     first = evals[0]
     stem = f"eval_{first.data['split'] or 'val'}{settings_tag(first.settings)}{suffix}"
-    csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
+    return Path(out_dir) / f"{stem}.csv", Path(out_dir) / f"{stem}.json"
+
+
+def write_outputs(evals: list[CheckpointEval], out_dir, suffix: str = "", overwrite: bool = False) -> tuple[Path, Path]:
+    """``eval_<split><tag>.csv`` (IoU in %, one row per checkpoint, classes then protocols) and
+    ``.json`` (fractions, with settings, data, predicted fractions, official check), written
+    atomically. A file of that name that evaluate did not write is refused unless ``overwrite``."""
+    from udaseg.engine.checkpoint import atomic_write_text
+
+    csv_path, json_path = output_paths(evals, out_dir, suffix)
+    if not overwrite:
+        _refuse_foreign((csv_path, json_path))
+    first = evals[0]
     k = first.result.num_classes
     names = class_labels(k)
     keys = list(first.result.miou)
-    with open(csv_path, "w", newline="") as f:
+    with io.StringIO(newline="") as f:
         w = csv.writer(f)
         w.writerow(["checkpoint", "iteration", "marks", "method", *names, *keys, "pixel_accuracy"])
         for label, e in zip(_row_labels(evals), evals):
@@ -282,10 +318,11 @@ def write_outputs(evals: list[CheckpointEval], out_dir, suffix: str = "") -> tup
             w.writerow([str(e.ref.path), e.iteration, "+".join(e.ref.marks), e.method,
                         *(pct(v) for v in e.result.iou), *(pct(e.result.miou.get(key, math.nan)) for key in keys),
                         pct(e.result.pixel_accuracy)])
-    doc = {"units": "IoU and mIoU as fractions (the CSV has percent)", "protocols": protocol_legend(k),
+        atomic_write_text(csv_path, f.getvalue())
+    doc = {"written_by": WRITTEN_BY, "units": "IoU and mIoU as fractions (the CSV has percent)", "protocols": protocol_legend(k),
            "note": BEST_NOTE if any("best" in e.ref.marks for e in evals) else None,
            "checkpoints": [e.to_dict() for e in evals]}
-    json_path.write_text(json.dumps(_no_nan(doc), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(json_path, json.dumps(_no_nan(doc), indent=2, allow_nan=False) + "\n")
     return csv_path, json_path
 
 
