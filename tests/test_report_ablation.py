@@ -212,3 +212,25 @@ def test_html_report_shows_the_steps(results_file):
     page = render_ablation_html(results, source)
     steps = next(t for t in page.split("<h2>") if t.startswith("The ordering step by step"))
     assert _row(steps, "AdaptSegNet → fine-grained D (FADA)") == ["-0.2", "1.4", "no", "+1.0 / -1.4", "-0.2 ± 1.7", "no"]
+
+
+def test_report_never_replaces_a_file_it_did_not_write(results_file, tmp_path):
+    """`udaseg report ... --out runs/x/checkpoints/last.pt` once replaced a checkpoint with HTML."""
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"PK\x03\x04 a torch checkpoint")
+    page = tmp_path / "page.html"
+
+    def report(out, *extra):
+        return subprocess.run([sys.executable, "-m", "udaseg", "report", str(results_file), "--out", str(out), *extra],
+                              cwd=REPO, capture_output=True, text=True)
+    for extra in ((), ("--overwrite",)):
+        proc = report(ckpt, *extra)
+        assert proc.returncode == 2 and ckpt.read_bytes() == b"PK\x03\x04 a torch checkpoint", proc.stderr
+    assert "last.pt exists: refusing to replace it (--overwrite replaces an earlier report)" in report(ckpt).stderr
+    assert "is not an HTML page" in report(ckpt, "--overwrite").stderr
+    assert report(page).returncode == 0
+    first = page.read_text()
+    refused = report(page)
+    assert refused.returncode == 2 and "page.html exists" in refused.stderr and page.read_text() == first
+    assert report(page, "--overwrite").returncode == 0 and "13.0 ± 1.4" in page.read_text()
+    assert "is a folder" in report(tmp_path).stderr

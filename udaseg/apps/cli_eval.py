@@ -112,10 +112,29 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def check_report_out(out: str | Path, overwrite: bool) -> None:
+    """Never overwrite a file the command did not write: an existing ``--out`` is refused, and
+    even with ``--overwrite`` only an HTML page is replaced (``--out runs/x/checkpoints/last.pt``
+    once turned a checkpoint into a report)."""
+    out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
+    if not out.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"--out {out} exists: refusing to replace it (--overwrite replaces an earlier report)")
+    with open(out, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if not head.startswith((b"<!doctype html", b"<html")):
+        raise FileExistsError(f"--out {out} is not an HTML page (a checkpoint, data, or someone's file): refusing to "
+                              f"replace it, even with --overwrite")
+
+
 def _cmd_report(args) -> int:
     from udaseg.reporting.report import write_report
     from udaseg.reporting.report_ablation import is_ablation_results, write_ablation_report
 
+    check_report_out(args.out, args.overwrite)
     for d in args.run_dirs:
         if Path(d).suffix == ".json" and not Path(d).exists():
             raise FileNotFoundError(f"ablation results file {d} not found")
@@ -201,7 +220,8 @@ def add_commands(subparsers) -> None:
                     "Given an ablation results file (benchmarks/ablation.py's ablation.json, or its folder), "
                     "renders the ablation's tables instead.")
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR|ABLATION_JSON")
-    rp.add_argument("--out", default="report.html")
+    rp.add_argument("--out", default="report.html", help="the HTML file (an existing one only with --overwrite)")
+    rp.add_argument("--overwrite", action="store_true", help="replace an existing HTML report at --out")
     rp.add_argument("--data", help="root of the target val dataset (default: each run's config)")
     rp.add_argument("--num-images", type=int, default=4, help="rows of the qualitative grid (default 4)")
     rp.add_argument("--checkpoint", choices=("last", "best"), default="last",
