@@ -314,3 +314,16 @@ def test_the_official_script_finds_predict_labelids(tmp_path):
     assert [p.rsplit("/", 1)[-1] for p in preds] == [gt.name.replace("_gtFine_", "_pred_") for gt in gts]
     scores = official_scores(preds, gts)
     assert 0 <= scores["miou"] <= 1
+
+
+def test_predict_fails_when_every_input_was_skipped(checkpoint, tmp_path, capsys):
+    """Images that are there but none decodes: exit 1, not a 0 with nothing written."""
+    from udaseg.apps.cli import main
+
+    images = _folder(tmp_path / "in")
+    argv = ["predict", str(checkpoint), str(images / "broken.png"), str(images / "cut.png"), "--out",
+            str(tmp_path / "out"), "train.device=cpu"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "udaseg: error: no prediction written: all 2 input file(s) were skipped" in err
+    assert f"skipped {images / 'broken.png'}: not an image" in err

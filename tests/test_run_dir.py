@@ -313,3 +313,25 @@ def test_an_atomic_write_that_fails_names_its_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=rf"could not write {re.escape(str(tmp_path / 'meta.json'))} \(No space"):
         ck.atomic_write_json(tmp_path / "meta.json", {"a": 1})
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unreadable_checkpoint_is_one_line_without_torchs_unsafe_advice(tmp_path):
+    import os
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    noise, code = tmp_path / "noise.pt", tmp_path / "code.pt"
+    noise.write_bytes(os.urandom(256))
+    code.write_bytes(pickle.dumps({"segmentor": os.system}, protocol=2))  # a pickle that would import code
+    for path, detail in ((noise, "Unsupported operand"), (code, "")):
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(path)
+        text = str(info.value)
+        assert text.startswith(f"{path}: not a readable udaseg checkpoint (UnpicklingError: not a plain tensor file")
+        assert detail in text and "udaseg never runs code from a file" in text
+        assert "weights_only" not in text and "\n" not in text
+    res = subprocess.run([sys.executable, "-m", "udaseg", "evaluate", str(noise)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert res.returncode == 2 and "weights_only" not in res.stderr and res.stderr.count("\n") == 1, res.stderr

@@ -107,6 +107,10 @@ def _cmd_predict(args) -> int:
             scales=parse_scales(args.scales), window=parse_pair(args.sliding, "--sliding"),
             stride=parse_pair(args.stride, "--stride"), input_size=_input_size(args.input_size),
             overrides=overrides, cmap=args.cmap, progress=_progress(), overwrite=args.overwrite)
+    if not written:  # nothing to show for the run: not a success
+        print(f"udaseg: error: no prediction written: all {len(skipped)} input file(s) were skipped (not images, "
+              f"or they do not decode; named above)", file=sys.stderr)
+        return 1
     print(f"wrote {len(written)} prediction(s) to {args.out} (colour, overlay, entropy, labelIds per image)"
           + (f"; skipped {len(skipped)} file(s) that are not images or do not decode (named above)" if skipped else ""))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     _atomic_write(path, lambda f: torch.save(state, f))
 
 
+def _load_reason(exc: BaseException) -> str:
+    """torch.load's failure in one line, without its advice to retry with ``weights_only=False``
+    (which runs whatever code the file holds: never to be suggested for a file that failed)."""
+    text = str(exc)
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
+    if "weights_only" in text:
+        detail = " ".join(found.group(1).split()) if found else "content a safe load refuses"
+        return f"not a plain tensor file: {detail}; udaseg never runs code from a file"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a udaseg checkpoint without executing code from it (``weights_only=True``)."""
     path = Path(path)
@@ -74,7 +86,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holds pickled code
-        raise ValueError(f"{path}: not a readable udaseg checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a readable udaseg checkpoint ({type(exc).__name__}: {_load_reason(exc)})") from None
     if not isinstance(state, dict) or "segmentor" not in state:
         raise ValueError(f"{path}: not a udaseg checkpoint (no 'segmentor' entry)")
     return state
