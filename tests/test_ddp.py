@@ -6,14 +6,15 @@ gradients with other float summation orders (other kernel blockings for batch 1 
 chosen per CPU: oneDNN picks them by ISA). In float32 that noise is ~1e-6 of a gradient at the
 same weights, but a random-init net turns it into differences no tolerance can tell from a bug:
 a pre-activation within the noise of 0 flips a ReLU or a max-pool choice, an argmax pseudo-label
-of a near-uniform softmax flips, and after a step the weights differ and compound it. Measured on
-an Intel Xeon with AMX, 1 thread (2026-12-05; ``benchmarks/ddp_noise.py`` prints these): FADA's
-gradients after 3 steps 2.5% apart (the old float32 test's 1% failed there, and passed on AVX2 by
-chance), self-training's 6% — as much with BN statistics estimated on the data, so normalised
-activations do not cure it — and 3.8e-3 even at unchanged weights (every LR 0) where a max-pool
-choice flipped. In float64 the noise is ~1e-16 and a flip needs a value within 1e-16 of a kink:
-measured ≤ 7e-16 for the gradients of all 3 iterations and ≤ 5.2e-14 of the change for the
-weights after them.
+of a near-uniform softmax flips, and after a step the weights differ and compound it. Measured
+on an Intel Xeon with AMX, 1 thread (2026-12-05), with this test's data: FADA's gradients after
+3 steps 2.5% apart (the old float32 test's 1% failed there, and passed on AVX2 by chance),
+self-training's 6% — as much with BN statistics estimated on the data, so normalised activations
+do not cure it — and 3.8e-3 even at unchanged weights (every LR 0) where a max-pool choice
+flipped; ``benchmarks/ddp_noise.py`` measures the same on its own data (FADA 3.8% at iteration 3
+on AMX, 0.24% with ONEDNN_MAX_CPU_ISA=AVX2; BENCHMARKS.md "DDP"). In float64 the noise is ~1e-16
+and a flip needs a value within 1e-16 of a kink: measured ≤ 7e-16 for the gradients of all 3
+iterations and ≤ 5.2e-14 of the change for the weights after them.
 
 DDP's logic — buckets, no_sync, unused parameters, averaging, per-rank samples, the teacher's EMA —
 does not depend on the dtype. The tolerance, TOL = 1e-9 of a tensor's largest entry, is 10^6 above
