@@ -119,13 +119,14 @@ def test_jittered_target_images_are_refused_with_self_training(bench, tmp_path):
 ])
 def test_a_two_stage_run_checks_self_training_before_stage_one(bench, tmp_path, override, message):
     """Stage 1 (source-only) switches self-training and RCS off; a bad value of the method's stage
-    must still fail at once, not after stage 1 has trained."""
+    must still fail at once, not after stage 1 has trained (out-of-range values already when the
+    config loads: every range is checked whether or not its section is on)."""
     from udaseg.engine.stages import run_training, stage_configs
 
-    cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=1", "train.pretrain_iters=2", "train.val_every=0",
-                              *ST, "data.source.rcs.enabled=true", override])
-    assert [sub for sub, _ in stage_configs(cfg)] == ["source_only", ""]
     with pytest.raises(ValueError, match=message):
+        cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=1", "train.pretrain_iters=2",
+                                  "train.val_every=0", *ST, "data.source.rcs.enabled=true", override])
+        assert [sub for sub, _ in stage_configs(cfg)] == ["source_only", ""]
         run_training(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # nothing trained, nothing written
 
