@@ -107,20 +107,23 @@ def test_a_signal_finishes_the_step_saves_and_the_resume_is_exact(bench, tmp_pat
     a, b = load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     for k in a["segmentor"]:
         assert (a["segmentor"][k] == b["segmentor"][k]).all(), k
-def test_sigterm_to_the_command_saves_prints_the_resume_command_and_exits_143(bench, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sigterm_to_the_command_saves_prints_the_resume_command_and_exits_143(bench, tmp_path, workers):
+    """As a scheduler stops a job: SIGTERM to every process of it, loader workers included (they
+    ignore it; one that died of it would make torch abort the run before it saves)."""
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(bench, ["train.iters=400", "train.val_every=0",
-                                                           "train.checkpoint_every=0"])))
+                                                           "train.checkpoint_every=0", f"data.workers={workers}"])))
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "udaseg", "train", str(cfg_path), "--run-dir", str(run),
                              "train.log_every=1"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=True)
     deadline = time.time() + 120
     metrics = run / "metrics.jsonl"
     while time.time() < deadline and proc.poll() is None and not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # the process group: the command and its loader workers
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     it = load_checkpoint(run / "checkpoints" / "last.pt")["iteration"]

@@ -4,6 +4,7 @@ share."""
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,11 @@ def _worker_init(worker_id: int) -> None:
     # A forked worker inherits the trainer's malloc tuning, which keeps freed memory for the
     # training step's large buffers; a loader worker would only hold on to it.
     restore_malloc_defaults()
+    # Ctrl-C reaches the whole process group and a scheduler's SIGTERM every process of the job: a
+    # worker that died of it made torch abort the run ("worker is killed by signal") before it
+    # could save. The main process decides (engine/interrupt.py) and ends its workers itself.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     # Transforms draw from per-sample generators; this only fixes any global-RNG use in workers.
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)

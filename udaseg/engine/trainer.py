@@ -11,6 +11,9 @@ One iteration (batch = B source + B target images per process):
    ``train.optimizer_d`` step (Adam by default).
 
 Poly LR ``lr·(1 − it/iters)^power`` for both optimisers, the segmenter's heads at 10×.
+
+A run directory has one writer (``run_lock``, taken before anything in it is touched), and
+SIGINT / SIGTERM stop the loop after the step in progress, with ``last.pt`` saved (``interrupt``).
 """
 from __future__ import annotations
 
