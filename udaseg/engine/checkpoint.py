@@ -90,3 +90,25 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or "segmentor" not in state:
         raise ValueError(f"{path}: not a udaseg checkpoint (no 'segmentor' entry)")
     return state
+
+
+def describe_last_good(path: Path) -> str:
+    """What the run's last checkpoint is worth after a failure: its path only if its weights
+    are finite and not exploded (trained weights stay O(1); |w| > 1e6 means the run had
+    diverged before it was written, as at train.lr=1e30: max |w| = 5.7e30)."""
+    if not path.is_file():
+        return "no checkpoint was written before it"
+    try:
+        state = load_checkpoint(path)
+    except ValueError as exc:
+        return f"{path} is not readable ({exc})"
+    tensors = {k: v for k, v in state["segmentor"].items() if v.is_floating_point()}
+    it = state["iteration"]
+    if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
+        return f"{path} (iteration {it}) holds non-finite weights: no good checkpoint; start again with a lower LR"
+    # parameters only: BN running variances of un-normalised inputs can be large legitimately
+    peak = max(float(v.abs().max()) for k, v in tensors.items() if v.numel() and ".running_" not in k)
+    if peak > 1e6:
+        return (f"{path} (iteration {it}) holds weights up to {peak:.3g}: it had diverged already; start again "
+                f"with a lower LR or loss weight")
+    return f"the last good checkpoint is {path} (iteration {it}; lower the LR or a loss weight, then --resume)"

@@ -34,7 +34,8 @@ from udaseg.config import dump_config
 from udaseg.engine.builders import (_worker_init, build_split, build_val_loader, check_writable, evaluate_model,
                                     git_revision, per_process_batch, poly_lr, rank_device, resolve_device,
                                     seed_everything)
-from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from udaseg.engine.checkpoint import (atomic_write_json, atomic_write_text, describe_last_good, load_checkpoint,
+                                      save_checkpoint)
 from udaseg.engine.device_defaults import (AMP_DTYPES, resolve_amp, resolve_aspp_impl, resolve_cudnn_benchmark,
                                            resolve_malloc_tuning, resolve_threads)
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
@@ -363,26 +364,8 @@ class Trainer:
         return self.save(f"iter_{it:06d}.pt", it, state)
 
     def last_good_checkpoint(self) -> str:
-        """What the run's last checkpoint is worth after a failure: its path only if its weights
-        are finite and not exploded (trained weights stay O(1); |w| > 1e6 means the run had
-        diverged before it was written, as at train.lr=1e30: max |w| = 5.7e30)."""
-        path = self.run_dir / "checkpoints" / LAST
-        if not path.is_file():
-            return "no checkpoint was written before it"
-        try:
-            state = load_checkpoint(path)
-        except ValueError as exc:
-            return f"{path} is not readable ({exc})"
-        tensors = {k: v for k, v in state["segmentor"].items() if v.is_floating_point()}
-        it = state["iteration"]
-        if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
-            return f"{path} (iteration {it}) holds non-finite weights: no good checkpoint; start again with a lower LR"
-        # parameters only: BN running variances of un-normalised inputs can be large legitimately
-        peak = max(float(v.abs().max()) for k, v in tensors.items() if v.numel() and ".running_" not in k)
-        if peak > 1e6:
-            return (f"{path} (iteration {it}) holds weights up to {peak:.3g}: it had diverged already; start again "
-                    f"with a lower LR or loss weight")
-        return f"the last good checkpoint is {path} (iteration {it}; lower the LR or a loss weight, then --resume)"
+        """What the run's last checkpoint is worth after a failure (see ``describe_last_good``)."""
+        return describe_last_good(self.run_dir / "checkpoints" / LAST)
 
     # ------------------------------------------------------------------------------------------
     # one iteration
