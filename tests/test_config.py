@@ -180,6 +180,32 @@ def test_threads_is_resume_safe():
     ("self_training.mic.ratio=1", r"'self_training.mic.ratio' must be in \[0, 1\), got 1"),
     ("data.source.rcs.temperature=0", "'data.source.rcs.temperature' must be greater than 0"),
     ("method.name=fada method.temperature=.nan", "'method.temperature' must be a finite number, got nan"),
+    ("train.lr=0", "'train.lr' must be greater than 0, got 0.0"),
+    ("train.lr_d=-1", "'train.lr_d' must be at least 0, got -1.0"),
+    ("train.head_lr_mult=0", "'train.head_lr_mult' must be greater than 0, got 0.0"),
+    ("train.warmup_ratio=1.5", r"'train.warmup_ratio' must be in \(0, 1\], got 1.5"),
+    ("train.betas_d=[0.9,0.99,0.999]", r"'train.betas_d' must be a list of 2 numbers, got \[0.9, 0.99, 0.999\]"),
+    ("train.betas_d=[-0.1,0.9]", r"'train.betas_d\[0\]' must be in \[0, 1\), got -0.1"),
+    ("train.momentum=1", r"'train.momentum' must be in \[0, 1\), got 1.0"),
+    ("train.iters=0", "'train.iters' must be at least 1, got 0"),
+    ("self_training.tau=-0.1", r"'self_training.tau' must be in \[0, 1\], got -0.1"),
+    ("self_training.weight=-1", "'self_training.weight' must be at least 0, got -1.0"),
+    ("self_training.jitter_prob=1.1", r"'self_training.jitter_prob' must be in \[0, 1\], got 1.1"),
+    ("self_training.blur_prob=-0.5", r"'self_training.blur_prob' must be in \[0, 1\], got -0.5"),
+    ("self_training.mic.block_size=0", "'self_training.mic.block_size' must be at least 1, got 0"),
+    ("self_training.mic.weight=.nan", "'self_training.mic.weight' must be a finite number, got nan"),
+    ("data.source.rcs.min_crop_ratio=1.5", r"'data.source.rcs.min_crop_ratio' must be in \[0, 1\], got 1.5"),
+    ("data.source.rcs.temperature=-.inf", "'data.source.rcs.temperature' must be a finite number, got -inf"),
+    # eval.scales: a zero, empty or NaN scale was refused only at evaluation, after the training
+    ("eval.scales=[1.0,0]", r"'eval.scales\[1\]' must be greater than 0, got 0"),
+    ("eval.scales=[]", r"'eval.scales' must be a non-empty list of numbers, got \[\]"),
+    ("eval.scales=[.nan]", r"'eval.scales\[0\]' must be a finite number, got nan"),
+    # null for a key whose default is a number (it was accepted and broke later)
+    ("train.lr=null", "'train.lr' must be a number, got None$"),
+    ("seed=null", "'seed' must be a number, got None$"),
+    ("train.betas=null", "'train.betas' must be a list of 2 numbers, got None$"),
+    ("method.name=minent method.lambda_ent=null", "'method.lambda_ent' is a loss weight and must be at least 0, got None"),
+    ("method.name=minent method.lambda_ent=.nan", "'method.lambda_ent' must be a finite number, got nan"),
 ])
 def test_every_number_is_finite_and_in_its_range(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -190,6 +216,39 @@ def test_range_limits_themselves_follow_the_brackets():
     cfg = load_config(None, ["train.momentum=0", "self_training.tau=1", "train.warmup_ratio=1", "seed=0",
                              "train.betas=[0, 0.999]"])
     assert (cfg["train"]["momentum"], cfg["self_training"]["tau"], cfg["train"]["betas"]) == (0.0, 1.0, [0, 0.999])
+
+
+def test_unset_optional_numbers_stay_allowed():
+    cfg = load_config(None, ["data.global_batch_size=null", "eval.num_classes=null", "eval.scales=[0.5, 1, 1.5]"])
+    assert (cfg["data"]["global_batch_size"], cfg["eval"]["num_classes"], cfg["eval"]["scales"]) == (None, None, [0.5, 1, 1.5])
+    with pytest.raises(ConfigError, match="'data.global_batch_size' must be at least 1, got 0"):
+        load_config(None, ["data.global_batch_size=0"])
+
+
+def test_values_from_files_are_checked_after_overrides(tmp_path):
+    """A file's values are checked like an override's (self-training off or not), on the merged
+    result: an override can mend a bad value of a file."""
+    (tmp_path / "base.yaml").write_text("self_training: {enabled: false, tau: 1.5}\n")
+    (tmp_path / "exp.yaml").write_text("_base_: base.yaml\nseed: 3\n")
+    with pytest.raises(ConfigError, match=r"config key 'self_training.tau' must be in \[0, 1\], got 1.5$"):
+        load_config(tmp_path / "exp.yaml")
+    cfg = load_config(tmp_path / "exp.yaml", ["self_training.tau=0.9"])
+    assert (cfg["self_training"]["tau"], cfg["seed"]) == (0.9, 3)
+    (tmp_path / "seed.yaml").write_text("seed: -1\ntrain: {betas: [0.9, 2]}\n")
+    with pytest.raises(ConfigError, match="config key 'seed' must be at least 0, got -1$"):
+        load_config(tmp_path / "seed.yaml")
+    with pytest.raises(ConfigError, match=r"config key 'train.betas\[1\]' must be in \[0, 1\), got 2$"):
+        load_config(tmp_path / "seed.yaml", ["seed=0"])
+
+
+def test_train_refuses_a_bad_number_before_creating_the_run_dir(tmp_path, capsys):
+    from udaseg.apps.cli import main
+
+    run = tmp_path / "run"
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo" / "source_only.yaml"
+    assert main(["train", str(config), "--run-dir", str(run), "train.poly_power=-1"]) == 2
+    assert "config key 'train.poly_power' must be at least 0, got -1.0" in capsys.readouterr().err
+    assert not run.exists()
 
 
 def test_base_as_a_list_merges_in_order_and_the_file_wins(tmp_path):
@@ -215,3 +274,39 @@ def test_circular_or_malformed_base_is_named(tmp_path):
     (tmp_path / "gone.yaml").write_text("_base_: missing.yaml\n")
     with pytest.raises(ConfigError, match=r"missing.yaml not found \(the _base_ of .*gone.yaml\)"):
         load_config(tmp_path / "gone.yaml")
+    (tmp_path / "mixed.yaml").write_text("_base_: [a.yaml, 3]\n")
+    with pytest.raises(ConfigError, match=r"mixed.yaml: _base_ must be a file name or a list of file names, got \['a.yaml', 3\]"):
+        load_config(tmp_path / "mixed.yaml")
+
+
+def test_base_errors_name_the_files_along_the_chain(tmp_path):
+    # a cycle entered from outside it names only the files that loop
+    (tmp_path / "top.yaml").write_text("_base_: a.yaml\n")
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"a.yaml: circular _base_ chain a.yaml -> b.yaml -> a.yaml$"):
+        load_config(tmp_path / "top.yaml")
+    # files of the same name in two folders are told apart
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "x" / "base.yaml").write_text("_base_: ../y/base.yaml\n")
+    (tmp_path / "y" / "base.yaml").write_text("_base_: ../x/base.yaml\n")
+    with pytest.raises(ConfigError, match=r"circular _base_ chain base.yaml -> ../y/base.yaml -> base.yaml$"):
+        load_config(tmp_path / "x" / "base.yaml")
+    # a missing base in a list names the missing path and the file that asks for it
+    (tmp_path / "list.yaml").write_text("_base_: [sched.yaml, nope/model.yaml]\n")
+    (tmp_path / "sched.yaml").write_text("train: {iters: 7}\n")
+    with pytest.raises(ConfigError, match=r"config file .*nope/model.yaml not found \(the _base_ of .*list.yaml\)$"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_a_base_shared_twice_is_not_a_cycle_and_an_empty_list_is_no_base(tmp_path):
+    (tmp_path / "common.yaml").write_text("name: common\ntrain: {iters: 3, lr: 0.5}\n")
+    (tmp_path / "m.yaml").write_text("_base_: common.yaml\ntrain: {lr: 0.1}\n")
+    (tmp_path / "s.yaml").write_text("_base_: common.yaml\ntrain: {poly_power: 2.0}\n")
+    (tmp_path / "exp.yaml").write_text("_base_: [m.yaml, s.yaml]\nname: exp\n")
+    cfg = load_config(tmp_path / "exp.yaml")
+    # each base is resolved whole, then merged in order: s.yaml (later) brings common's lr 0.5 back over m.yaml's 0.1
+    assert (cfg["name"], cfg["train"]["iters"], cfg["train"]["lr"], cfg["train"]["poly_power"]) == ("exp", 3, 0.5, 2.0)
+    (tmp_path / "none.yaml").write_text("_base_: []\nseed: 4\n")
+    assert load_config(tmp_path / "none.yaml")["seed"] == 4

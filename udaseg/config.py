@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ OPTIONAL_TYPES = {"model.pretrained": str, "model.pretrained_sha256": str, "data
 # Keys that take one of a few words.
 CHOICES = {"train.validate_on": ("val", "dev")}
 # The range of each numeric key: (low, low allowed, high, high allowed); None = unbounded. Every
-# number must also be finite. A list of numbers (betas) is checked element by element. Checked
+# number must also be finite. A list of numbers (betas, scales) is checked element by element. Checked
 # whether or not the key's section is switched on: a bad value is a typo either way.
 BOUNDS = {
     "seed": (0, True, None, False),  # numpy refuses negative seeds, later and without the key
@@ -60,6 +61,7 @@ BOUNDS = {
     "self_training.jitter_strength": (0, True, None, False), "self_training.blur_prob": (0, True, 1, True),
     "self_training.mic.block_size": (1, True, None, False), "self_training.mic.ratio": (0, True, 1, False),
     "self_training.mic.weight": (0, True, None, False),
+    "eval.scales": (0, False, None, False),  # else refused only at evaluation, after the training
 }
 LIST_LENGTHS = {"train.betas": 2, "train.betas_d": 2}
 
@@ -316,14 +318,16 @@ def _fix_numbers(node):
 def read_yaml_chain(path: str | Path, _chain: tuple = ()) -> dict:
     """A config file with its ``_base_`` chain merged, bases first (no validation yet). ``_base_``
     is a file or, as in mmsegmentation, a list of files merged in order (a later one overrides an
-    earlier one, the file itself overrides them all); paths are relative to the file."""
+    earlier one, where mmseg refuses a key set by two bases; the file itself overrides them all);
+    paths are relative to the file."""
     path = Path(path)
     if not path.is_file():
         referred = f" (the _base_ of {_chain[-1]})" if _chain else ""
         raise ConfigError(f"config file {path} not found{referred}")
     here = path.resolve()
     if here in _chain:
-        cycle = " -> ".join(p.name for p in (*_chain[_chain.index(here):], here))
+        # names relative to the first file's folder: two base.yaml in different folders stay apart
+        cycle = " -> ".join(os.path.relpath(p, _chain[0].parent) for p in (*_chain[_chain.index(here):], here))
         raise ConfigError(f"{path}: circular _base_ chain {cycle}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -335,8 +339,8 @@ def read_yaml_chain(path: str | Path, _chain: tuple = ()) -> dict:
     base = data.pop("_base_", None)
     if base is None:
         return data
-    bases = [base] if isinstance(base, str) else base
-    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) and b for b in bases):
+    bases = [base] if isinstance(base, str) else base  # [] is allowed: no base, as in mmseg
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
         raise ConfigError(f"{path}: _base_ must be a file name or a list of file names, got {base!r}")
     merged: dict = {}
     for b in bases:
@@ -384,21 +388,27 @@ def _check_bounds(cfg: dict) -> None:
         if cfg[section][name] not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {cfg[section][name]!r}")
     for key, bounds in BOUNDS.items():
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        if isinstance(node, list):
-            if key in LIST_LENGTHS and len(node) != LIST_LENGTHS[key]:
-                raise ConfigError(f"config key {key!r} must be a list of {LIST_LENGTHS[key]} numbers, got {node!r}")
+        node = _get(cfg, key)
+        if isinstance(_get(DEFAULTS, key), list):  # betas, scales: checked element by element
+            want = LIST_LENGTHS.get(key)
+            if not isinstance(node, list) or not node or (want and len(node) != want):
+                what = f"a list of {want} numbers" if want else "a non-empty list of numbers"
+                raise ConfigError(f"config key {key!r} must be {what}, got {node!r}")
             for i, v in enumerate(node):
                 _check_range(f"{key}[{i}]", v, *bounds)
-        elif node is not None:
+        elif node is not None or key not in OPTIONAL_TYPES:  # null only where the default is null
             _check_range(key, node, *bounds)
     for name, value in cfg["method"].items():  # loss weights: a negative one would maximise its loss
-        if (name.startswith("lambda_") or name == "d_weight") and not (value >= 0):
-            raise ConfigError(f"config key 'method.{name}' is a loss weight and must be at least 0, got {value!r}")
-        if _is_number(value) and not math.isfinite(value):
+        if _is_number(value) and not math.isfinite(value):  # first: a NaN weight is not "below 0"
             raise ConfigError(f"config key 'method.{name}' must be a finite number, got {value!r}")
+        if (name.startswith("lambda_") or name == "d_weight") and not (_is_number(value) and value >= 0):
+            raise ConfigError(f"config key 'method.{name}' is a loss weight and must be at least 0, got {value!r}")
+
+
+def _get(cfg: dict, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
 
 
 def _check_range(key: str, value, low, low_ok: bool, high, high_ok: bool) -> None:
