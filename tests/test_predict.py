@@ -325,5 +325,27 @@ def test_predict_fails_when_every_input_was_skipped(checkpoint, tmp_path, capsys
             str(tmp_path / "out"), "train.device=cpu"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "udaseg: error: no prediction written: all 2 input file(s) were skipped" in err
+    assert "udaseg: error: no image could be read: all 2 input file(s) were skipped" in err
     assert f"skipped {images / 'broken.png'}: not an image" in err
+
+
+def test_predict_fails_when_no_input_is_an_image(checkpoint, tmp_path, capsys):
+    """Files that are not images at all (by extension or header) are the same outcome as images
+    that do not decode: exit 1 naming how many were skipped, nothing written; the API raises a
+    DatasetError that says so. An input with no file at all stays a bad input (exit 2)."""
+    from udaseg.apps.cli import main
+    from udaseg.apps.predict import NoImageReadError
+
+    images = _folder(tmp_path / "in")
+    inputs = [str(images / "notes.txt"), str(images / "broken.png")]
+    out = tmp_path / "out"
+    assert main(["predict", str(checkpoint), *inputs, "--out", str(out), "train.device=cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "udaseg: error: no image could be read: all 2 input file(s) were skipped" in err
+    assert f"skipped {images / 'notes.txt'}: not an image" in err and f"skipped {images / 'broken.png'}" in err
+    assert not out.exists()  # refused before anything was written
+    with pytest.warns(UserWarning), pytest.raises(NoImageReadError, match=r"no image could be read \(2 file"):
+        predict_images(checkpoint, inputs, out)
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(checkpoint), str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no images found in" in capsys.readouterr().err

@@ -226,11 +226,17 @@ def test_report_never_replaces_a_file_it_did_not_write(results_file, tmp_path):
     for extra in ((), ("--overwrite",)):
         proc = report(ckpt, *extra)
         assert proc.returncode == 2 and ckpt.read_bytes() == b"PK\x03\x04 a torch checkpoint", proc.stderr
-    assert "last.pt exists: refusing to replace it (--overwrite replaces an earlier report)" in report(ckpt).stderr
-    assert "is not an HTML page" in report(ckpt, "--overwrite").stderr
+    for extra in ((), ("--overwrite",)):  # a checkpoint: no message suggests an --overwrite that is refused too
+        err = report(ckpt, *extra).stderr
+        assert f"--out {ckpt} exists and is a .pt file, not a report" in err and "even with --overwrite" in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert f"--out {notes} exists and is not an HTML page" in report(notes, "--overwrite").stderr
+    assert notes.read_text() == "my notes\n"
     assert report(page).returncode == 0
     first = page.read_text()
     refused = report(page)
-    assert refused.returncode == 2 and "page.html exists" in refused.stderr and page.read_text() == first
+    assert refused.returncode == 2 and page.read_text() == first
+    assert f"--out {page} exists: refusing to replace it (--overwrite replaces an earlier report)" in refused.stderr
     assert report(page, "--overwrite").returncode == 0 and "13.0 ± 1.4" in page.read_text()
     assert "is a folder" in report(tmp_path).stderr

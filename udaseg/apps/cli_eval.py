@@ -4,8 +4,8 @@
     udaseg evaluate CHECKPOINT|RUN_DIR ... [--data ROOT] [--split val] [--flip] [--scales 0.75,1,1.25]
                     [--sliding W,H] [--out DIR] [--official-check] [key=value ...]
     udaseg predict CHECKPOINT IMAGES... --out DIR [--overwrite] [--batch-size N] [--flip] [key=value ...]
-    udaseg report RUN_DIR... --out report.html
-    udaseg report runs/ablation/ablation.json --out ablation.html
+    udaseg report RUN_DIR... --out report.html [--overwrite]
+    udaseg report runs/ablation/ablation.json --out ablation.html [--overwrite]
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def _cmd_predict(args) -> int:
     import warnings
 
     from udaseg.engine.inference import parse_pair, parse_scales
-    from udaseg.apps.predict import predict_images
+    from udaseg.apps.predict import NoImageReadError, predict_images
 
     images, overrides = _split_targets(args.images, "image or folder")
     if args.set:
@@ -102,36 +102,51 @@ def _cmd_predict(args) -> int:
         warnings.simplefilter("always")
         # one plain line per skipped file with its reason, not Python's "file:line: UserWarning" form
         warnings.showwarning = lambda msg, *a, **k: print(f"udaseg: warning: {msg}", file=sys.stderr)
-        written, skipped = predict_images(
-            args.checkpoint, images, args.out, batch_size=args.batch_size, flip=True if args.flip else None,
-            scales=parse_scales(args.scales), window=parse_pair(args.sliding, "--sliding"),
-            stride=parse_pair(args.stride, "--stride"), input_size=_input_size(args.input_size),
-            overrides=overrides, cmap=args.cmap, progress=_progress(), overwrite=args.overwrite)
-    if not written:  # nothing to show for the run: not a success
-        print(f"udaseg: error: no prediction written: all {len(skipped)} input file(s) were skipped (not images, "
-              f"or they do not decode; named above)", file=sys.stderr)
+        try:
+            written, skipped = predict_images(
+                args.checkpoint, images, args.out, batch_size=args.batch_size, flip=True if args.flip else None,
+                scales=parse_scales(args.scales), window=parse_pair(args.sliding, "--sliding"),
+                stride=parse_pair(args.stride, "--stride"), input_size=_input_size(args.input_size),
+                overrides=overrides, cmap=args.cmap, progress=_progress(), overwrite=args.overwrite)
+        except NoImageReadError as exc:  # none is an image at all: the same outcome as none decoding
+            written, skipped = [], exc.skipped
+    if not written:  # nothing to show for the run: not a success, whichever way every input failed
+        print(f"udaseg: error: no image could be read: all {len(skipped)} input file(s) were skipped (not images, "
+              f"or they do not decode; named above); no prediction written", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} prediction(s) to {args.out} (colour, overlay, entropy, labelIds per image)"
           + (f"; skipped {len(skipped)} file(s) that are not images or do not decode (named above)" if skipped else ""))
     return 0
 
 
+# files udaseg (and torch / YAML / JSON tools) write as data: never an HTML report
+NOT_A_REPORT_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".json", ".jsonl", ".yaml",
+                                   ".yml", ".csv", ".py", ".png", ".log"})
+
+
 def check_report_out(out: str | Path, overwrite: bool) -> None:
-    """Never overwrite a file the command did not write: an existing ``--out`` is refused, and
-    even with ``--overwrite`` only an HTML page is replaced (``--out runs/x/checkpoints/last.pt``
-    once turned a checkpoint into a report)."""
+    """Never overwrite a file the command did not write (``--out runs/x/checkpoints/last.pt`` once
+    turned a checkpoint into a report): an existing ``--out`` is refused unless ``overwrite``, and
+    a file that is clearly not a report (named like data or a checkpoint, or not an HTML page) is
+    refused even then. Raised before anything is evaluated, so a refusal comes at once."""
     out = Path(out)
+    if out.is_symlink():  # writing would replace the link (or, dangling, create its target): neither is ours
+        raise FileExistsError(f"--out {out} is a symbolic link: refusing to replace it; give a plain file path")
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
     if not out.exists():
         return
-    if not overwrite:
-        raise FileExistsError(f"--out {out} exists: refusing to replace it (--overwrite replaces an earlier report)")
+    # checked first, so that the message never suggests an --overwrite that would be refused too
+    if out.suffix.lower() in NOT_A_REPORT_SUFFIXES:
+        raise FileExistsError(f"--out {out} exists and is a {out.suffix} file, not a report: refusing to replace "
+                              f"it, even with --overwrite; choose another --out")
     with open(out, "rb") as f:
         head = f.read(512).lstrip().lower()
     if not head.startswith((b"<!doctype html", b"<html")):
-        raise FileExistsError(f"--out {out} is not an HTML page (a checkpoint, data, or someone's file): refusing to "
-                              f"replace it, even with --overwrite")
+        raise FileExistsError(f"--out {out} exists and is not an HTML page (a checkpoint, data, or someone's file): "
+                              f"refusing to replace it, even with --overwrite; choose another --out")
+    if not overwrite:
+        raise FileExistsError(f"--out {out} exists: refusing to replace it (--overwrite replaces an earlier report)")
 
 
 def _cmd_report(args) -> int:

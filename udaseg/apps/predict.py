@@ -50,6 +50,16 @@ class UnsafeOutputError(ValueError):
     """Predicting into ``--out`` could replace, or be taken for, files predict did not write."""
 
 
+class NoImageReadError(DatasetError):
+    """Every input file was skipped (none is an image that decodes): nothing to predict. The
+    command exits 1 for it, as when images fail to decode later, not 2 (the inputs were there)."""
+
+    def __init__(self, inputs, skipped):
+        self.skipped = list(skipped)
+        super().__init__(f"no images found in {name_files(inputs)}: no image could be read "
+                         f"({len(self.skipped)} file(s) skipped)")
+
+
 @dataclass
 class ImageItem:
     path: Path
@@ -334,6 +344,8 @@ def predict_images(checkpoint, inputs, out_dir, *, batch_size: int = 4, flip=Non
     for s in skipped:
         warnings.warn(f"skipped {s}", stacklevel=2)
     if not items:
+        if skipped:  # files were there, none readable: the command's "no image could be read", exit 1
+            raise NoImageReadError(inputs, skipped)
         raise DatasetError(f"no images found in {name_files(inputs)}")
     prepare_output(out_dir, items, overwrite)  # before the checkpoint is loaded: refusals come at once
     state = load_checkpoint(checkpoint)

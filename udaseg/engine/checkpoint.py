@@ -8,6 +8,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +68,29 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     _atomic_write(path, lambda f: torch.save(state, f))
 
 
+# torch's advice on a refused load: reload with weights_only=False, or allowlist the file's
+# globals. Both run whatever code the file holds, so udaseg never passes either on.
+_UNSAFE_ADVICE = re.compile(r"weights_only|WeightsUnpickler|re-running `torch\.load`|safe_globals|trust|"
+                            r"file an issue|Check the documentation|two options", re.I)
+
+
 def _load_reason(exc: BaseException) -> str:
     """torch.load's failure in one line, without its advice to retry with ``weights_only=False``
-    (which runs whatever code the file holds: never to be suggested for a file that failed)."""
-    text = str(exc)
-    found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
-    if "weights_only" in text:
-        detail = " ".join(found.group(1).split()) if found else "content a safe load refuses"
-        return f"not a plain tensor file: {detail}; udaseg never runs code from a file"
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    or to allowlist the file's globals (which runs whatever code the file holds: never to be
+    suggested for a file that failed)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch bolds part of its advice with ANSI codes
+    if "weights_only" in text or "WeightsUnpickler" in text:
+        # the unpickler's own reason follows "WeightsUnpickler error:"; drop every advising sentence
+        detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else ""
+        detail = detail.split("Check the documentation", 1)[0]  # a pointer to the weights_only docs
+        sentences = re.split(r"(?<=[.:])\s+", " ".join(detail.split()))
+        detail = " ".join(s for s in sentences if s and not _UNSAFE_ADVICE.search(s)).rstrip(" .:")
+        return f"not a plain tensor file: {detail or 'content a safe load refuses'}; udaseg never runs code from a file"
+    lines = [line.strip() for line in text.strip().splitlines() if not _UNSAFE_ADVICE.search(line)]
+    if lines:
+        return lines[0]
+    # an empty message (EOFError from an empty file, say) says nothing; say what it means
+    return "the file is empty or ends early" if isinstance(exc, EOFError) else "no reason given"
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -84,7 +99,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol asks the user to "file an issue"
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holds pickled code
         raise ValueError(f"{path}: not a readable udaseg checkpoint ({type(exc).__name__}: {_load_reason(exc)})") from None
     if not isinstance(state, dict) or "segmentor" not in state:

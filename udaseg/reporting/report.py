@@ -413,7 +413,7 @@ def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, che
     the config's eval settings, where the caller already has them (the demo job), in run order;
     None (or a None entry) evaluates. Returns the path written.
     """
-    from udaseg.engine.checkpoint import load_checkpoint
+    from udaseg.engine.checkpoint import atomic_write_text, load_checkpoint
     from udaseg.engine.eval_checkpoints import evaluate_state, evaluation_config
     from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
 
@@ -456,8 +456,7 @@ def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, che
     html_text = render_html(runs, dataset, indices, preds, val_desc, checkpoint=checkpoint, title=title,
                             thumb_width=thumb_width, seconds=time.time() - t0)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(html_text, encoding="utf-8")
+    atomic_write_text(out_path, html_text)  # a kill or full disk never leaves half a page over the last one
     return out_path
 
 
