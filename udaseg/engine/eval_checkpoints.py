@@ -198,7 +198,7 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
     (``best.pt`` or a snapshot at ``last.pt``'s iteration) is folded into its row ("last, best"). ``official_check`` also scores each checkpoint's
     predictions with the Cityscapes official script (labelId PNGs kept beside the CSV). Files of
     those names that an earlier evaluate wrote are replaced (and said so); others are refused
-    before anything is evaluated, unless ``overwrite``."""
+    (after the evaluation, before any file is written) unless ``overwrite``."""
     from udaseg.engine.checkpoint import load_checkpoint
 
     refs = find_checkpoints(targets)
@@ -228,10 +228,13 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
     groups: dict[tuple[Path, int], list[CheckpointEval]] = {}
     for e in evals:
         groups.setdefault((Path(out_dir) if out_dir else e.ref.run_dir, e.result.num_classes), []).append(e)
+    suffixes = {key: f"_{key[1]}cls" if sum(d == key[0] for d, _ in groups) > 1 else ""  # 19 and 16 classes in one folder
+                for key in groups}
+    if not overwrite:  # every file checked before any is written: a refusal leaves no half-written set
+        _refuse_foreign([p for key, group in groups.items() for p in output_paths(group, key[0], suffixes[key])])
     for (dest, k), group in groups.items():
-        shared = sum(d == dest for d, _ in groups) > 1  # 19- and 16-class results in one folder
-        replaced = [p for p in output_paths(group, dest, f"_{k}cls" if shared else "") if p.exists()]
-        paths = write_outputs(group, dest, suffix=f"_{k}cls" if shared else "", overwrite=overwrite)
+        replaced = [p for p in output_paths(group, dest, suffixes[dest, k]) if p.exists()]
+        paths = write_outputs(group, dest, suffix=suffixes[dest, k], overwrite=overwrite)
         if log is not None:
             log(f"wrote {paths[0]} and {paths[1]}" + (f" (replaced the earlier {', '.join(p.name for p in replaced)})"
                                                       if replaced else ""))
