@@ -27,6 +27,11 @@ def _process_umask() -> int:
     return mask
 
 
+def write_error(path, exc: OSError, hint: str = "") -> OSError:
+    """``exc`` as an error naming ``path`` (Python's own for a full disk names no file)."""
+    return OSError(exc.errno, f"could not write {path} ({exc.strerror or exc}{hint})")
+
+
 def _atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it over ``path``."""
     path = Path(path)
@@ -34,7 +39,7 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:  # a full or read-only disk: say which file could not be written
-        raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc})") from None
+        raise write_error(path, exc) from None
     try:
         # mkstemp makes the file owner-only (0600); give it the mode a plain open() would, so
         # checkpoints and reports stay readable by the group on a shared cluster
@@ -47,7 +52,7 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError) and str(path) not in str(exc):
-            raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc})") from None
+            raise write_error(path, exc) from None
         raise
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from udaseg.config import DEFAULTS
+from udaseg.engine.checkpoint import write_error
 
 # Keys a resumed run may change freely: how often it logs, validates or saves, where it runs, how
 # fast its loader is, how it is evaluated — none changes the weights it trains.
@@ -202,5 +203,5 @@ def append_history(run_dir: Path, record: dict) -> None:
     try:
         with open(path, "a") as f:
             f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}, default=str) + "\n")
-    except OSError as exc:  # a full disk: Python's message names no file
-        raise OSError(exc.errno, f"could not write {path} ({exc.strerror or exc}; is the disk full?)") from None
+    except OSError as exc:
+        raise write_error(path, exc, "; is the disk full?") from None

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from udaseg.engine.checkpoint import write_error
+
 
 class RunLogger:
     """Writes only on the main process (``enabled``); every call is a no-op elsewhere."""
@@ -74,7 +76,7 @@ def _write(f, text: str) -> None:
     try:
         f.write(text)
     except OSError as exc:
-        raise OSError(exc.errno, f"could not write {f.name} ({exc.strerror or exc}; is the disk full?)") from None
+        raise write_error(f.name, exc, "; is the disk full?") from None
 
 
 def _jsonable(x):
