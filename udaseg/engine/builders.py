@@ -23,17 +23,6 @@ from udaseg.engine.sampler import ShardSampler
 from udaseg.models import build_segmentor
 
 
-def check_writable(run_dir: Path) -> None:
-    """Fail early, naming the folder, if the run directory cannot be created or written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(f"output directory {run_dir} is not writable ({exc.strerror or exc})") from None
-
-
 def poly_lr(base: float, it: int, total: int, power: float, warmup_iters: int = 0, warmup_ratio: float = 1e-6) -> float:
     """``base·(1 − it/total)^power``; during the first ``warmup_iters`` iterations scaled up
     linearly from ``warmup_ratio`` (mmcv's PolyLrUpdaterHook with ``warmup='linear'``, which

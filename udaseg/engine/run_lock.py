@@ -44,16 +44,13 @@ def acquire(run_dir: str | os.PathLike) -> str | None:
     holder if another process has it. Returns a note when the lock file named a previous holder
     that is gone (a killed run), else None."""
     run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"output directory {run_dir} is not writable ({exc.strerror or exc})") from None
-    key = str(run_dir.resolve())
-    if key in _held:
-        _held[key][1] += 1
-        return None
     path = run_dir / LOCK_NAME
-    try:
+    try:  # creating the folder and the lock file is also the check that the run can write there
+        run_dir.mkdir(parents=True, exist_ok=True)
+        key = str(run_dir.resolve())
+        if key in _held:
+            _held[key][1] += 1
+            return None
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise OSError(f"output directory {run_dir} is not writable ({exc.strerror or exc})") from None

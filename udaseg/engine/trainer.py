@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from udaseg.config import dump_config
-from udaseg.engine.builders import (_worker_init, build_split, build_val_loader, check_writable, evaluate_model,
+from udaseg.engine.builders import (_worker_init, build_split, build_val_loader, evaluate_model,
                                     git_revision, per_process_batch, poly_lr, rank_device, resolve_device,
                                     seed_everything)
 from udaseg.engine.checkpoint import (atomic_write_json, atomic_write_text, describe_last_good, load_checkpoint,
@@ -167,8 +167,6 @@ class Trainer:
             self.discs_ddp = torch.nn.ModuleDict({k: DDP(d, device_ids=ids) for k, d in self.discs.items()})
 
         self._build_data()
-        if self.dist.is_main:
-            check_writable(self.run_dir)
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
         if self.dist.is_main:
             self._write_run_files(resume)
