@@ -260,44 +260,30 @@ def test_base_as_a_list_merges_in_order_and_the_file_wins(tmp_path):
     assert (cfg["train"]["lr"], cfg["train"]["iters"], cfg["train"]["poly_power"]) == (0.2, 7, 1.0)
 
 
-def test_circular_or_malformed_base_is_named(tmp_path):
-    (tmp_path / "self.yaml").write_text("_base_: self.yaml\n")
-    with pytest.raises(ConfigError, match=r"self.yaml: circular _base_ chain self.yaml -> self.yaml"):
-        load_config(tmp_path / "self.yaml")
-    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
-    (tmp_path / "b.yaml").write_text("_base_: [a.yaml]\n")
-    with pytest.raises(ConfigError, match=r"circular _base_ chain a.yaml -> b.yaml -> a.yaml"):
-        load_config(tmp_path / "a.yaml")
-    (tmp_path / "num.yaml").write_text("_base_: 3\n")
-    with pytest.raises(ConfigError, match=r"num.yaml: _base_ must be a file name or a list of file names, got 3"):
-        load_config(tmp_path / "num.yaml")
-    (tmp_path / "gone.yaml").write_text("_base_: missing.yaml\n")
-    with pytest.raises(ConfigError, match=r"missing.yaml not found \(the _base_ of .*gone.yaml\)"):
-        load_config(tmp_path / "gone.yaml")
-    (tmp_path / "mixed.yaml").write_text("_base_: [a.yaml, 3]\n")
-    with pytest.raises(ConfigError, match=r"mixed.yaml: _base_ must be a file name or a list of file names, got \['a.yaml', 3\]"):
-        load_config(tmp_path / "mixed.yaml")
-
-
-def test_base_errors_name_the_files_along_the_chain(tmp_path):
+@pytest.mark.parametrize("files,entry,message", [
+    ({"self.yaml": "_base_: self.yaml"}, "self.yaml", r"self.yaml: circular _base_ chain self.yaml -> self.yaml"),
+    ({"a.yaml": "_base_: b.yaml", "b.yaml": "_base_: [a.yaml]"}, "a.yaml",
+     r"circular _base_ chain a.yaml -> b.yaml -> a.yaml"),
     # a cycle entered from outside it names only the files that loop
-    (tmp_path / "top.yaml").write_text("_base_: a.yaml\n")
-    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
-    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
-    with pytest.raises(ConfigError, match=r"a.yaml: circular _base_ chain a.yaml -> b.yaml -> a.yaml$"):
-        load_config(tmp_path / "top.yaml")
+    ({"top.yaml": "_base_: a.yaml", "a.yaml": "_base_: b.yaml", "b.yaml": "_base_: a.yaml"}, "top.yaml",
+     r"a.yaml: circular _base_ chain a.yaml -> b.yaml -> a.yaml$"),
     # files of the same name in two folders are told apart
-    (tmp_path / "x").mkdir()
-    (tmp_path / "y").mkdir()
-    (tmp_path / "x" / "base.yaml").write_text("_base_: ../y/base.yaml\n")
-    (tmp_path / "y" / "base.yaml").write_text("_base_: ../x/base.yaml\n")
-    with pytest.raises(ConfigError, match=r"circular _base_ chain base.yaml -> ../y/base.yaml -> base.yaml$"):
-        load_config(tmp_path / "x" / "base.yaml")
+    ({"x/base.yaml": "_base_: ../y/base.yaml", "y/base.yaml": "_base_: ../x/base.yaml"}, "x/base.yaml",
+     r"circular _base_ chain base.yaml -> ../y/base.yaml -> base.yaml$"),
+    ({"num.yaml": "_base_: 3"}, "num.yaml", r"num.yaml: _base_ must be a file name or a list of file names, got 3"),
+    ({"mixed.yaml": "_base_: [a.yaml, 3]"}, "mixed.yaml",
+     r"mixed.yaml: _base_ must be a file name or a list of file names, got \['a.yaml', 3\]"),
+    ({"gone.yaml": "_base_: missing.yaml"}, "gone.yaml", r"missing.yaml not found \(the _base_ of .*gone.yaml\)"),
     # a missing base in a list names the missing path and the file that asks for it
-    (tmp_path / "list.yaml").write_text("_base_: [sched.yaml, nope/model.yaml]\n")
-    (tmp_path / "sched.yaml").write_text("train: {iters: 7}\n")
-    with pytest.raises(ConfigError, match=r"config file .*nope/model.yaml not found \(the _base_ of .*list.yaml\)$"):
-        load_config(tmp_path / "list.yaml")
+    ({"list.yaml": "_base_: [sched.yaml, nope/model.yaml]", "sched.yaml": "train: {iters: 7}"}, "list.yaml",
+     r"config file .*nope/model.yaml not found \(the _base_ of .*list.yaml\)$"),
+])
+def test_circular_missing_or_malformed_base_is_named(tmp_path, files, entry, message):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / entry)
 
 
 def test_a_base_shared_twice_is_not_a_cycle_and_an_empty_list_is_no_base(tmp_path):
