@@ -86,10 +86,37 @@ def test_the_lock_is_re_entrant_within_a_process(bench, tmp_path):
 
 
 def test_a_signal_finishes_the_step_saves_and_the_resume_is_exact(bench, tmp_path):
+    # SIGINT as a foreground job has it (pytest itself may run as a background job, which ignores it)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _signal_finishes_the_step(bench, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_ignored_sigint_stays_ignored_and_sigterm_still_stops():
+    """``nohup udaseg train … &``: the shell made SIGINT ignored, and a Ctrl-C meant for another
+    program must not stop the run; a scheduler's SIGTERM still does, cleanly."""
+    from udaseg.engine.interrupt import StopOnSignal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopOnSignal() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _signal_finishes_the_step(bench, tmp_path):
     cfg = tiny_config(bench, ["method.name=fgd_ent", "train.iters=5", "train.val_every=0", "train.checkpoint_every=0"])
     full = Trainer(cfg, tmp_path / "full", progress=False).train()
     t = Trainer(cfg, tmp_path / "cut", progress=False)
     step = t.step
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     def step_then_ctrl_c(it, batches):  # the signal lands during iteration 2's step
         out = step(it, batches)
@@ -100,7 +127,7 @@ def test_a_signal_finishes_the_step_saves_and_the_resume_is_exact(bench, tmp_pat
     with pytest.raises(TrainingInterrupted, match=r"interrupted by SIGINT after iteration 2; saved .*last\.pt") as info:
         t.train()
     assert info.value.exit_code == 130 and info.value.iteration == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # handlers put back
     assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["iteration"] == 2
     assert not run_lock.held(tmp_path / "cut")
     Trainer(cfg, tmp_path / "cut", resume=True, progress=False).train()

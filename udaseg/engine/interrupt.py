@@ -25,7 +25,8 @@ class TrainingInterrupted(Exception):
 
 class StopOnSignal:
     """Context manager: while inside, SIGINT / SIGTERM only set :attr:`signum` (main thread only:
-    elsewhere signals cannot be caught, and nothing is installed)."""
+    elsewhere signals cannot be caught, and nothing is installed). A signal the process ignores
+    stays ignored: ``nohup`` and a non-interactive shell's ``&`` ignore SIGINT on purpose."""
 
     def __init__(self):
         self.signum = 0
@@ -42,8 +43,9 @@ class StopOnSignal:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-            for sig in SIGNALS:
+            self._previous = {sig: signal.getsignal(sig) for sig in SIGNALS
+                              if signal.getsignal(sig) is not signal.SIG_IGN}
+            for sig in self._previous:
                 signal.signal(sig, self._handle)
         return self
 
