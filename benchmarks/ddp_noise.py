@@ -81,7 +81,7 @@ def _worker(rank, world, port, cfg, run_dir, out_file, dtype, zero_lr):
     torch.set_num_threads(1)
     torch.set_default_dtype(getattr(torch, dtype))
     t = Trainer(cfg, run_dir, progress=False)
-    grads, set_lr, step = [], t.set_lr, t.step
+    grads, set_lr, step = [], t.stepper.set_lr, t.step
 
     def frozen(it):
         set_lr(it)
@@ -96,7 +96,7 @@ def _worker(rank, world, port, cfg, run_dir, out_file, dtype, zero_lr):
                       if p.grad is not None})
         return out
     if zero_lr:
-        t.set_lr = frozen
+        t.stepper.set_lr = frozen
     t.step = recording_step
     t.train()
     if rank == 0:

@@ -23,7 +23,7 @@ def test_resume_with_a_teacher_is_exact(bench, tmp_path):
                               "self_training.mic.enabled=true", "self_training.mic.block_size=8",
                               "data.source.rcs.enabled=true", "data.source.rcs.min_pixels=10", *ST])
     full = Trainer(cfg, tmp_path / "full", progress=False)
-    assert [f.__name__ for f in full._segmenter_passes(full._next_batches(), 0, {})] == [
+    assert [f.__name__ for f in full.stepper.segmenter_passes(full._next_batches(), 0, {})] == [
         "source", "target", "mix_pass", "mic_pass"]
     full = Trainer(cfg, tmp_path / "full", progress=False, overwrite=True)
     out = full.train()
@@ -57,7 +57,7 @@ def test_source_only_with_self_training_is_dacs(bench, tmp_path):
     log = (tmp_path / "metrics.jsonl").read_text()
     assert '"st_mix"' in log and '"pseudo_weight"' in log and '"st_mic"' not in log
     # trainable BN: "auto" is the references' train-mode teacher, recorded with the run
-    assert t.st.teacher.bn == "batch" and t.resolved["teacher_bn"] == "batch"
+    assert [c.key for c in t.components] == ["self_training"] and t.components[0].teacher.bn == "batch" and t.resolved["teacher_bn"] == "batch"
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["resolved"]["teacher_bn"] == "batch"
 
 

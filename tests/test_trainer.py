@@ -171,7 +171,7 @@ def test_one_fine_grained_d_per_level_trains_both(bench, tmp_path):
 def test_poly_lr_with_10x_heads(bench, tmp_path):
     cfg = tiny_config(bench, ["method.name=fada", "train.iters=10", "train.lr=0.01", "train.lr_d=0.002"])
     t = Trainer(cfg, tmp_path, progress=False)
-    lr = t.set_lr(5)
+    lr = t.stepper.set_lr(5)
     assert lr == pytest.approx(0.01 * 0.5 ** 0.9)
     groups = {g["name"]: g["lr"] for g in t.opt_g.param_groups}
     assert groups == pytest.approx({"backbone": 0.01 * 0.5 ** 0.9, "head": 0.1 * 0.5 ** 0.9})
@@ -311,8 +311,25 @@ def test_prediction_images_of_both_domains(bench, tmp_path):
     t = Trainer(tiny_config(bench, ["method.name=fgd_ent", "train.iters=1", "train.val_every=0", "train.image_every=1"]),
                 tmp_path, progress=False)
     t.train()
-    batches, src, tgt = t._last
+    batches, src, tgt = t.stepper.last
     images = prediction_images(batches, {"source": src, "target": tgt}, 19)
     assert sorted(images) == sorted(f"{d}/{k}" for d in ("source", "target") for k in ("image", "prediction", "entropy"))
     assert all(v.shape == (32, 64, 3) and v.dtype.name == "uint8" for v in images.values())
     assert list((tmp_path / "tb").glob("events.*"))
+
+
+def test_a_finished_trainer_is_freed_without_the_garbage_collector(bench, tmp_path):
+    """No reference cycle keeps a trainer (and its persistent loader workers) alive after its last
+    reference goes: with one, `udaseg train` hung at exit joining the workers."""
+    import gc
+    import weakref
+
+    t = Trainer(tiny_config(bench, ["train.iters=1", "train.val_every=0", "data.workers=1"]), tmp_path, progress=False)
+    t.train()
+    ref = weakref.ref(t)
+    gc.disable()
+    try:
+        del t
+        assert ref() is None
+    finally:
+        gc.enable()

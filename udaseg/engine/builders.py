@@ -130,11 +130,12 @@ def build_split(spec: dict, num_classes: int, seed: int, *, with_labels: bool = 
 
 def required_splits(cfg: dict) -> list[tuple[str, bool]]:
     """(data section, with labels) of every split a training run of ``cfg`` reads."""
+    from udaseg.engine import components
     from udaseg.methods import build_method
 
     m = build_method(cfg["method"], cfg["model"]["num_classes"], 1, cfg["model"]["multi_level"])
     out = [("source", True)] if m.uses_source else []
-    if m.uses_target_images or cfg["self_training"]["enabled"]:
+    if m.uses_target_images or any(c.needs_target_images for c in components.enabled(cfg)):
         out.append(("target", m.uses_target_labels))
     if cfg["train"]["val_every"]:
         out.append((cfg["train"]["validate_on"], True))

@@ -138,3 +138,28 @@ def resolve_threads(value, device: torch.device) -> int:
 
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def apply_device_settings(cfg: dict, device: torch.device) -> dict:
+    """Resolve a run's device-dependent settings (``auto``) and apply the process-wide ones;
+    returns what they resolved to (recorded in meta.json and checkpoints)."""
+    from udaseg.engine.memory import keep_freed_memory_mapped
+
+    tc = cfg["train"]
+    out = {"aspp_impl": resolve_aspp_impl(cfg["model"]["aspp_impl"], device),
+           "amp": resolve_amp(tc["amp"], device),
+           "malloc_tuning": resolve_malloc_tuning(tc["malloc_tuning"], device),
+           "cudnn_benchmark": resolve_cudnn_benchmark(tc["cudnn_benchmark"], device, tc["deterministic"]),
+           "deterministic": tc["deterministic"],
+           "threads": resolve_threads(tc["threads"], device)}
+    torch.set_num_threads(out["threads"])
+    if out["malloc_tuning"]:
+        keep_freed_memory_mapped()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = out["cudnn_benchmark"]
+    if tc["deterministic"]:
+        # cuBLAS needs a fixed workspace for deterministic GEMMs (set before its first use)
+        out["cublas_workspace_config"] = os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return out

@@ -14,8 +14,8 @@ Per iteration, after the method's own passes (DACS ``trainUDA.py``; DAFormer
 4. before the next iteration's passes the teacher takes the EMA of the student
    (α_i = min(1 − 1/(i + 1), α), DAFormer's order: updated at the start of iteration i > 0).
 
-The trainer owns forward passes, normalisation, backward and DDP: this module gets a
-``forward(images, mask=None) -> SegmentorOutput`` for the student and returns loss terms. Its
+A training component (``udaseg.engine.component``): the step owns forward passes,
+normalisation, backward and DDP; this module gets a forward function and returns loss terms. Its
 random draws come from per-iteration generators (``step_generator``), so resume is exact with
 only the teacher's weights in the checkpoint.
 """
@@ -26,13 +26,11 @@ from typing import Callable
 import torch
 
 from udaseg.data.mixing import class_mix, strong_transform
+from udaseg.engine.component import Component, StepContext
 from udaseg.engine.self_training import (block_mask, check_mask_ratio, check_tau, pixel_weighted_cross_entropy,
                                          pseudo_labels, step_generator)
 from udaseg.engine.teacher import TEACHER_BN, EMATeacher, check_alpha
 from udaseg.methods.base import Terms
-
-Forward = Callable[..., object]  # images (N, 3, H, W) in [0, 255] [, mask] -> SegmentorOutput
-
 
 def check_self_training_config(cfg: dict, method) -> None:
     """Bad values name their key; self-training needs labelled source images to mix from.
@@ -55,15 +53,11 @@ def check_self_training_config(cfg: dict, method) -> None:
 
 
 def check_self_training_run(cfg: dict) -> None:
-    """Everything about a run's self-training and rare-class sampling that can be checked from
-    the config alone — run before *any* stage trains, so a bad value in a two-stage config fails
-    at once, not after the source-only stage (which switches both off)."""
-    from udaseg.data.rcs import check_temperature
+    """Everything about a run's self-training that the config alone shows (the whole run config,
+    self-training enabled or not)."""
     from udaseg.methods import METHODS
 
     st, data = cfg["self_training"], cfg["data"]
-    if data["source"].get("rcs", {}).get("enabled"):
-        check_temperature(data["source"]["rcs"]["temperature"])
     method = METHODS.get(cfg["method"]["name"])
     if method is None or not st["enabled"]:
         return
@@ -111,13 +105,24 @@ def output_size(transforms: dict | None) -> tuple[int, int] | None:
     return _size(t[key], key) if t.get(key) else None
 
 
-class SelfTraining:
+class SelfTraining(Component):
     """The teacher and the self-training passes of one run."""
+
+    key, checkpoint_key = "self_training", "teacher"
+    needs_target_images = True  # the teacher labels them
+    adapts = True  # source_only + self-training is DACS
 
     def __init__(self, cfg: dict, student: torch.nn.Module, seed: int, bn_mode: str):
         self.cfg, self.seed = cfg, seed
         self.teacher_bn = resolve_teacher_bn(cfg["teacher_bn"], bn_mode)
         self.teacher = EMATeacher(student, alpha=cfg["alpha"], buffers=cfg["teacher_buffers"], bn=self.teacher_bn)
+        self.last_pseudo_weight = None
+
+    @classmethod
+    def from_config(cls, cfg: dict, student: torch.nn.Module) -> "SelfTraining":
+        return cls(cfg["self_training"], student, cfg["seed"], bn_mode=cfg["model"]["bn_mode"])
+
+    check_config = staticmethod(check_self_training_run)
 
     # -- the teacher ------------------------------------------------------------------------
     def before_step(self, student: torch.nn.Module, it: int) -> float | None:
@@ -130,20 +135,34 @@ class SelfTraining:
     def load_state_dict(self, state: dict) -> None:
         self.teacher.load_state_dict(state)
 
+    def resolved(self) -> dict:
+        return {"teacher_bn": self.teacher_bn}  # what "auto" meant for this model
+
+    def metrics(self) -> dict:
+        return {"pseudo_weight": self.last_pseudo_weight}
+
+    def ddp_unused_parameters(self, model) -> bool:
+        return model.multi_level  # the passes train the main head only: the aux head idles
+
     # -- the passes -------------------------------------------------------------------------
-    def passes(self, student: Forward, teacher: Forward, source: dict, target: dict, positions: list[int], device
-               ) -> list[Callable[[], Terms]]:
+    def passes(self, ctx: StepContext) -> list[Callable[[], Terms]]:
         """One callable a backward pass: the ClassMix pass, then the MIC pass if enabled.
 
-        ``source`` / ``target``: the step's batches (uint8 images, source labels);
-        ``student(images, mask=None)`` / ``teacher(images)``: forward on [0, 255] float images,
-        normalised by the trainer (``mask`` multiplies the normalised input, as MIC does);
-        ``positions``: each sample's position in the global stream of the run. Every sample
-        draws its ClassMix classes, augmentation and mask from its own generator, seeded by that
-        position, so these draws are the same on 1 process with batch 2·B as on 2 with B each
+        The student learns through ``ctx.forward(ctx.student, images, mask)`` (``mask``
+        multiplies the normalised input, as MIC does); the teacher labels through
+        ``ctx.forward(teacher, images)``. ``ctx.positions``: each sample's position in the global
+        stream of the run. Every sample draws its ClassMix classes, augmentation and mask from its
+        own generator, seeded by that position, so these draws are the same on 1 process with batch 2·B as on 2 with B each
         (DAFormer decides jitter and blur once per batch; here per image). What BN computes is
         not: with BN that trains (the student's, and a ``teacher_bn: batch`` teacher's) the
         statistics are per process unless ``model.bn_mode`` is ``sync``."""
+        def student(x, mask=None):
+            return ctx.forward(ctx.student, x, mask)
+
+        def teacher(x):
+            return ctx.forward(self.teacher, x)
+
+        source, target, positions, device = ctx.batches["source"], ctx.batches["target"], ctx.positions, ctx.device
         c = self.cfg
         src_img = source["image"].to(device).float()
         src_lbl = source["label"].to(device)

@@ -5,7 +5,7 @@ import copy
 import os
 from pathlib import Path
 
-from udaseg.engine import run_lock
+from udaseg.engine import components, run_lock
 from udaseg.engine.builders import check_splits
 from udaseg.engine.checkpoint import load_checkpoint
 from udaseg.engine.run_dir import RunDirError, config_changes, describe_changes
@@ -19,12 +19,13 @@ def stage_configs(cfg: dict) -> list[tuple[str, dict]]:
     from udaseg.methods import method_defaults
 
     tc = cfg["train"]
-    adapts = cfg["method"]["name"] not in ("source_only", "target_only") or cfg["self_training"]["enabled"]
+    adapts = (cfg["method"]["name"] not in ("source_only", "target_only")
+              or any(c.adapts for c in components.enabled(cfg)))
     if not adapts or tc["pretrain_iters"] <= 0 or tc["init_from"]:
         return [("", cfg)]
     pre = copy.deepcopy(cfg)
-    pre["self_training"]["enabled"] = False
-    pre["data"]["source"]["rcs"]["enabled"] = False  # stage 1 is plain source-only training
+    components.switch_off(pre)  # stage 1 is plain source-only training
+    pre["data"]["source"]["rcs"]["enabled"] = False
     pre["method"] = {"name": "source_only", **method_defaults("source_only"),
                      "lambda_seg_aux": cfg["method"].get("lambda_seg_aux", 0.1)}
     pre["train"]["iters"] = tc["pretrain_iters"]
@@ -36,9 +37,7 @@ def run_training(cfg: dict, run_dir: str | Path, *, resume: bool = False, progre
     """Run all stages of ``cfg`` into ``run_dir`` (stage 1 in ``run_dir/source_only``). With
     ``resume``, a finished stage is skipped and an interrupted one continues from its last
     checkpoint; ``overwrite`` and ``allow_config_change``: see :class:`Trainer`."""
-    from udaseg.engine.mean_teacher import check_self_training_run
-
-    check_self_training_run(cfg)  # stage 1 switches self-training off: check the method's stage now
+    components.check_run_config(cfg)  # stage 1 switches the components off: check the method's stage now
     stages = stage_configs(cfg)
     check_splits([c for _, c in stages])
     run_dir = Path(run_dir)
