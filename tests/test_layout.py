@@ -230,6 +230,24 @@ def test_reporting_imports_no_application():
     assert bad == []
 
 
+# what a renderer may use of the package: results and labels in, pages out
+REPORTING_MAY_IMPORT = ("udaseg.data", "udaseg.losses", "udaseg.reporting", "udaseg.engine.evaluation",
+                        "udaseg.engine.checkpoint.atomic_write_text")
+
+
+def test_reporting_only_renders():
+    """No model runs inside ``udaseg/reporting/``: it imports nothing of training, inference,
+    checkpoint loading or the models (``apps/report_runs.py`` evaluates, then renders)."""
+    bad = []
+    for path in sorted((PACKAGE / "reporting").rglob("*.py")):
+        for name in imported_modules(path.read_text(), _module_name(path), path.name == "__init__.py"):
+            if not name.startswith("udaseg") or name in ("udaseg.engine", "udaseg.engine.checkpoint"):
+                continue  # "from udaseg.engine.checkpoint import x" also yields its module: x is checked
+            if not any(name == a or name.startswith(a + ".") for a in REPORTING_MAY_IMPORT):
+                bad.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    assert bad == []
+
+
 TRAINING_LOOP = ("trainer.py", "run_state.py", "step.py", "train_data.py")
 
 

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from shared_runs import tiny_runs
-from udaseg.reporting.report import curves_png, load_run, pick_indices, write_report
+from udaseg.apps.report_runs import load_run, write_report
+from udaseg.reporting.report import curves_png, pick_indices
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +48,14 @@ def test_report_holds_tables_charts_curves_and_grid(report):
 def test_report_takes_the_callers_results_instead_of_evaluating_again(runs, tmp_path, monkeypatch):
     """The demo job has just evaluated its runs: the report shows those figures, evaluating only
     the runs it was given no result for."""
-    import udaseg.engine.eval_checkpoints as ec
+    import udaseg.apps.report_runs as rep
 
-    evaluated, real = [], ec.evaluate_state
-    monkeypatch.setattr(ec, "evaluate_state", lambda state, cfg, path, **kw: evaluated.append(path) or real(state, cfg, path, **kw))
+    evaluated, real = [], rep.evaluate_state
+    monkeypatch.setattr(rep, "evaluate_state", lambda state, cfg, path, **kw: evaluated.append(path) or real(state, cfg, path, **kw))
     first = write_report(runs[:2], tmp_path / "a.html", num_images=1)
     assert len(evaluated) == 2
-    from udaseg.reporting import report as rep
-
     again = []
-    monkeypatch.setattr(ec, "evaluate_state", lambda state, cfg, path, **kw: again.append(path) or real(state, cfg, path, **kw))
+    monkeypatch.setattr(rep, "evaluate_state", lambda state, cfg, path, **kw: again.append(path) or real(state, cfg, path, **kw))
     import dataclasses
 
     baseline = real(*_state_and_cfg(runs[0]))[0]

@@ -150,7 +150,7 @@ def check_report_out(out: str | Path, overwrite: bool) -> None:
 
 
 def _cmd_report(args) -> int:
-    from udaseg.reporting.report import write_report
+    from udaseg.apps.report_runs import write_report
     from udaseg.reporting.report_ablation import is_ablation_results, write_ablation_report
 
     check_report_out(args.out, args.overwrite)

@@ -107,7 +107,7 @@ def _evaluate_checkpoint(ckpt, cfg):
 
 def _write_report(run_dir: Path, names, results, log):
     try:
-        from udaseg.reporting.report import write_report
+        from udaseg.apps.report_runs import write_report
     except ImportError:
         return None
     out = run_dir / "report.html"

@@ -7,28 +7,25 @@ class fractions (a collapse towards one class shows there, not in the mean), tra
 run's entropy map under its prediction (Figs. 3, 6, 7). Oracle runs (trained on target labels)
 are marked as such.
 
-    write_report(["runs/demo_source_only", "runs/demo_fgd_ent"], "report.html")
+This module only renders: the runs arrive evaluated (``RunInfo.result``) with their grid
+predictions; loading checkpoints and running the model is ``udaseg.apps.report_runs``:
 
-Plots use matplotlib's object API on the Agg canvas (no pyplot state, no display needed).
+    write_report(["runs/demo_source_only", "runs/demo_fgd_ent"], "report.html")
 """
 from __future__ import annotations
 
-import base64
 import html
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from udaseg.data import labels as Lb
 from udaseg.engine.evaluation import EvalResult, class_labels, protocol_legend
-from udaseg.engine.inference import forward_options, predict_probs
-from udaseg.engine.run_logger import read_metrics
 from udaseg.reporting import viz
+from udaseg.reporting.page import CSS, fig_png, figure, img_tag
 
 _PROTO_ORDER = ("mIoU19", "mIoU16", "mIoU13")
 
@@ -63,32 +60,9 @@ class RunInfo:
         return self.name + (" [oracle]" if self.oracle else "")
 
 
-def load_run(run_dir, checkpoint: str = "last") -> RunInfo:
-    """A run directory's meta.json, metrics and chosen checkpoint (``last`` or ``best``)."""
-    from udaseg.engine.eval_checkpoints import run_name
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} not found")
-    meta_path = run_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{run_dir}: no checkpoint {ckpt.relative_to(run_dir)} (has the run finished a stage?)")
-    name = run_name(run_dir)
-    stage1 = read_metrics(run_dir / "source_only") if (run_dir / "source_only" / "metrics.jsonl").is_file() else []
-    return RunInfo(run_dir, name, meta, read_metrics(run_dir), stage1, ckpt)
-
-
 # ----------------------------------------------------------------------------------------------
 # HTML pieces
 # ----------------------------------------------------------------------------------------------
-
-def _img_tag(png: bytes, alt: str, css: str = "") -> str:
-    data = base64.b64encode(png).decode("ascii")
-    style = f' style="{css}"' if css else ""
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"{style}>'
-
 
 def _pct(v: float) -> str:
     return "–" if v is None or math.isnan(v) else f"{100 * v:.1f}"
@@ -182,23 +156,6 @@ def runs_table_html(runs: list[RunInfo]) -> str:
 # plots (matplotlib object API on Agg)
 # ----------------------------------------------------------------------------------------------
 
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _fig_png(fig) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
-
-
 def _run_colours(n: int):
     from matplotlib import colormaps
 
@@ -212,7 +169,7 @@ def bar_chart_png(runs: list[RunInfo]) -> bytes:
     names = class_labels(k) + ["mIoU"]
     x = np.arange(len(names))
     width = 0.8 / len(runs)
-    fig = _figure(14, 4.2)
+    fig = figure(14, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     for i, (r, c) in enumerate(zip(runs, _run_colours(len(runs)))):
         vals = np.append(r.result.iou, r.result.main_miou) * 100
@@ -224,7 +181,7 @@ def bar_chart_png(runs: list[RunInfo]) -> bytes:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncol=min(len(runs), 4), fontsize=9, loc="upper right")
     ax.set_title("per-class IoU on target val")
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 def _smooth(values: np.ndarray) -> np.ndarray:
@@ -275,7 +232,7 @@ def curves_png(runs: list[RunInfo]) -> bytes | None:
         return None
     ncols = 3
     nrows = -(-len(panels) // ncols)
-    fig = _figure(14, 3.0 * nrows)
+    fig = figure(14, 3.0 * nrows)
     colours = _run_colours(len(runs))
     shown = {r.dir for r in runs}
     for pi, (kind, key) in enumerate(panels):
@@ -314,7 +271,7 @@ def curves_png(runs: list[RunInfo]) -> bytes | None:
         if pi == len(panels) - 1 and ax.get_legend_handles_labels()[0]:  # runs without validation have no curve here
             ax.legend(fontsize=8)
     fig.tight_layout()
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,28 +286,13 @@ def pick_indices(n_items: int, n: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n_items - 1, n)})
 
 
-@torch.no_grad()
-def grid_predictions(model, cfg: dict, dataset, indices: list[int], device) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(prediction, normalised entropy) at label resolution for the chosen val items, made as
-    evaluation makes them (same inference function and settings)."""
-    ec, fw = cfg["eval"], forward_options(cfg, device)
-    out = []
-    for i in indices:
-        item = dataset[i]
-        h, w = item["label"].shape if "label" in item else item["orig_size"]
-        probs = predict_probs(model, item["image"][None].to(device), fw.norm, (h, w), flip=ec["flip"],
-                              scales=ec["scales"], autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last)
-        out.append((probs.argmax(1)[0].cpu().numpy().astype(np.uint8), viz.normalized_entropy(probs)[0]))
-    return out
-
-
 def legend_html(k: int) -> str:
     swatches = "".join(
         f'<span class="sw"><i style="background:rgb{tuple(int(c) for c in col)}"></i>{html.escape(n)}</span>'
         for n, col in zip(class_labels(k), Lb.palette(k)))
     bar = viz.entropy_rgb(np.tile(np.linspace(0, 1, 256, dtype=np.float32), (12, 1)))
     return (f'<div class="legend">{swatches}</div><div class="legend">entropy 0 (confident) '
-            f'{_img_tag(viz.png_bytes(bar), "entropy colour scale", "vertical-align:middle;width:256px;height:12px")}'
+            f'{img_tag(viz.png_bytes(bar), "entropy colour scale", "vertical-align:middle;width:256px;height:12px")}'
             f' 1 (uniform); black in the ground truth = ignored pixels</div>')
 
 
@@ -363,14 +305,14 @@ def grid_html(runs: list[RunInfo], dataset, indices: list[int], preds: list[list
     for n, i in enumerate(indices):
         image, label = dataset.load(i)
         name = Path(dataset.pairs[i][0]).name
-        img_cell = _img_tag(viz.png_bytes(viz.resize_smooth(image, thumb)), name)
-        gt_cell = (_img_tag(viz.png_bytes(viz.resize_nearest(Lb.colorize(label, k_gt), thumb)), f"{name} ground truth")
+        img_cell = img_tag(viz.png_bytes(viz.resize_smooth(image, thumb)), name)
+        gt_cell = (img_tag(viz.png_bytes(viz.resize_nearest(Lb.colorize(label, k_gt), thumb)), f"{name} ground truth")
                    if label is not None else "no label")
         pred_cells = "".join(
-            f"<td>{_img_tag(viz.png_bytes(viz.resize_nearest(Lb.colorize(p[n][0], r.result.num_classes), thumb)), r.label)}</td>"
+            f"<td>{img_tag(viz.png_bytes(viz.resize_nearest(Lb.colorize(p[n][0], r.result.num_classes), thumb)), r.label)}</td>"
             for r, p in zip(runs, preds))
         ent_cells = "".join(
-            f"<td>{_img_tag(viz.png_bytes(viz.resize_smooth(viz.entropy_rgb(p[n][1]), thumb)), r.label + ' entropy')}</td>"
+            f"<td>{img_tag(viz.png_bytes(viz.resize_smooth(viz.entropy_rgb(p[n][1]), thumb)), r.label + ' entropy')}</td>"
             for r, p in zip(runs, preds))
         rows.append(f'<tr><td>{img_cell}<div class="sub">{html.escape(name)}</div></td><td>{gt_cell}</td>{pred_cells}</tr>')
         rows.append(f'<tr class="ent"><td></td><td class="sub">entropy map ↓<br>(eq. 4)</td>{ent_cells}</tr>')
@@ -381,99 +323,20 @@ def grid_html(runs: list[RunInfo], dataset, indices: list[int], preds: list[list
 # the page
 # ----------------------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;margin:24px;color:#1f2328;background:#fff}
-h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de}
-p,.note{font-size:13px;max-width:1100px} .note{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px}
-table{border-collapse:collapse;font-size:12px;margin:6px 0}
-td,th{border:1px solid #d0d7de;padding:3px 5px;text-align:right}
-table.runs td,table.runs th{text-align:left}
-th.run{text-align:left;white-space:nowrap} th.cls{vertical-align:bottom;height:86px;width:30px;padding:2px}
-th.cls span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}
-td.miou,th.miou{background:#f6f8fa;font-weight:600} td.best{font-weight:700;text-decoration:underline}
-tr.oracle th.run,tr.oracle td{color:#8250df;font-style:italic} tr.gt td,tr.gt th{background:#f6f8fa}
-.sub{font-size:10px;color:#57606a;font-weight:400}
-table.grid td,table.grid th{border:none;padding:2px;text-align:center;vertical-align:top}
-table.grid img{display:block} tr.ent td{padding-bottom:10px}
-.legend{font-size:11px;margin:4px 0} .sw{display:inline-block;margin:2px 8px 2px 0}
-.sw i{display:inline-block;width:12px;height:12px;margin-right:3px;vertical-align:middle;border:1px solid #999}
-img.plot{max-width:100%}
-"""
-
-
-def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, checkpoint: str = "last",
-                 device: str | None = None, title: str | None = None, thumb_width: int | None = None,
-                 log=None, results=None) -> Path:
-    """Evaluate each run's ``checkpoint`` on its target val split and write the HTML report.
-
-    run_dirs: run directories, the baseline (source-only) first — differences are to it.
-    data_root: the target val root when it moved since training (else each run's config).
-    num_images: rows of the qualitative grid (spread over the val split). device: e.g. "cpu"
-    (default: each run's ``train.device``). results: the runs' EvalResults on that split with
-    the config's eval settings, where the caller already has them (the demo job), in run order;
-    None (or a None entry) evaluates. Returns the path written.
-    """
-    from udaseg.engine.checkpoint import atomic_write_text, load_checkpoint
-    from udaseg.engine.eval_checkpoints import evaluate_state, evaluation_config
-    from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
-
-    if not run_dirs:
-        raise ValueError("the report needs at least one run directory")
-    if checkpoint not in ("last", "best"):
-        raise ValueError(f"checkpoint must be 'last' or 'best', got {checkpoint!r}")
-    t0 = time.time()
-    runs = [load_run(d, checkpoint) for d in run_dirs]
-    seen: dict[str, int] = {}
-    for r in runs:  # two runs with the same folder name stay distinguishable
-        seen[r.name] = seen.get(r.name, 0) + 1
-        if seen[r.name] > 1:
-            r.name = f"{r.name} ({seen[r.name]})"
-    overrides = [f"train.device={device}"] if device else []
-    dataset, indices, preds, val_desc = None, [], [], ""
-    if results is not None and len(results) != len(runs):
-        raise ValueError(f"write_report: {len(results)} results for {len(runs)} runs")
-    for i, r in enumerate(runs):
-        state = load_checkpoint(r.checkpoint)
-        cfg = evaluation_config(state, r.checkpoint, overrides, data_root=data_root)
-        r.iteration = int(state.get("iteration", -1))
-        dev = resolve_device(cfg["train"]["device"])
-        model = load_segmentor(state, dev)
-        if results is not None and results[i] is not None:
-            r.result, settings = results[i], {"flip": cfg["eval"]["flip"], "scales": list(cfg["eval"]["scales"])}
-        else:
-            r.result, settings, _ = evaluate_state(state, cfg, r.checkpoint, model=model)
-        del state
-        if dataset is None:  # the first run's val split is the grid's
-            dataset = build_val_loader(cfg).dataset
-            indices = pick_indices(len(dataset), num_images)
-            vc = cfg["data"]["val"]
-            val_desc = (f"{vc['kind']} {vc['root']} split {vc.get('split')}, {r.result.num_images} images, at label "
-                        f"resolution; flip {'on' if settings['flip'] else 'off'}, scales {settings['scales']}")
-        preds.append(grid_predictions(model, cfg, dataset, indices, dev))
-        del model
-        if log is not None:
-            log(f"{r.name}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in r.result.miou.items()))
-    html_text = render_html(runs, dataset, indices, preds, val_desc, checkpoint=checkpoint, title=title,
-                            thumb_width=thumb_width, seconds=time.time() - t0)
-    out_path = Path(out_path)
-    atomic_write_text(out_path, html_text)  # a kill or full disk never leaves half a page over the last one
-    return out_path
-
-
 def render_html(runs: list[RunInfo], dataset, indices, preds, val_desc: str, *, checkpoint: str = "last",
-                title: str | None = None, thumb_width: int | None = None, seconds: float = 0.0) -> str:
-    """The page from evaluated runs (``run.result`` set) and grid predictions."""
+                title: str | None = None, thumb_width: int | None = None, seconds: float = 0.0,
+                notes: tuple[str, ...] = ()) -> str:
+    """The page from evaluated runs (``run.result`` set) and grid predictions (``preds[run][row]``
+    = (prediction, normalised entropy) at label resolution); ``notes``: warnings shown on top.
+    ``dataset`` is only read (images and labels of the grid's rows)."""
     title = title or "udaseg report: " + " vs ".join(r.name for r in runs)
     thumb = thumb_width or int(max(120, min(320, 1320 // (len(runs) + 2))))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body>",
+             f"<style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              f"<p>Target val: {html.escape(val_desc)}. Checkpoint: <b>{checkpoint}.pt</b> of each run. "
              f"Generated {time.strftime('%Y-%m-%d %H:%M')} in {seconds:.0f} s.</p>"]
-    if checkpoint == "best":
-        from udaseg.engine.eval_checkpoints import BEST_NOTE
-
-        parts.append(f'<p class="note">{html.escape(BEST_NOTE)}</p>')
+    parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
     if any(r.oracle for r in runs):
         parts.append('<p class="note">Runs marked <b>[oracle]</b> were trained on the <b>target labels</b>: an upper '
                      "bound for adaptation, not an adaptation result. They are excluded from the bold best values.</p>")
@@ -491,14 +354,14 @@ def render_html(runs: list[RunInfo], dataset, indices, preds, val_desc: str, *, 
         if len(group) > 1:
             parts += [f"<h2>Difference to {html.escape(group[0].label)}</h2>", diff_table_html(group)]
         parts += [f"<h2>Per-class IoU by method — {k} classes</h2>",
-                  _img_tag(bar_chart_png(group), "per-class IoU bar chart", "max-width:100%"),
+                  img_tag(bar_chart_png(group), "per-class IoU bar chart", "max-width:100%"),
                   f"<h2>Predicted class fractions (%) — {k} classes</h2>",
                   "<p>Share of evaluated pixels given to each class: a method that collapses towards the source "
                   "class mix, or onto one class, shows here even when its mean looks fine.</p>",
                   fractions_table_html(group)]
     curves = curves_png(runs)
     parts.append("<h2>Training curves</h2>")
-    parts.append(_img_tag(curves, "training curves", "max-width:100%") if curves else "<p>No metrics.jsonl found.</p>")
+    parts.append(img_tag(curves, "training curves", "max-width:100%") if curves else "<p>No metrics.jsonl found.</p>")
     if dataset is not None and indices:
         parts += ["<h2>Qualitative results on target val</h2>",
                   "<p>Image | ground truth | each run's prediction; under each prediction, that run's "

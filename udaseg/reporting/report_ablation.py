@@ -20,7 +20,7 @@ from udaseg.reporting.ablation_tables import (LABELS, ORDER_RULES, PAPER_ORDER, 
                                               row_label, row_names, step_cells, summarise, summary_cells, verdict)
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
-from udaseg.reporting.report import _CSS, _fig_png, _figure, _img_tag
+from udaseg.reporting.page import CSS, fig_png, figure, img_tag
 
 _RUN_KEYS = ("miou", "iou", "predicted_fractions", "label_fractions")
 
@@ -100,7 +100,7 @@ def miou_chart_png(summary: dict) -> bytes:
     """Mean mIoU per run with each seed's value as a dot; the BN-only control as a line."""
     rows = summary["rows"]
     names = row_names(summary)
-    fig = _figure(10, 3.8)
+    fig = figure(10, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(names))
     means = [rows[n]["mean"] for n in names]
@@ -116,7 +116,7 @@ def miou_chart_png(summary: dict) -> bytes:
     ax.set_ylabel("target val mIoU (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"mean ± std over seeds {', '.join(map(str, summary['seeds']))}; dots: seeds")
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 def render_ablation_html(results: dict, source: Path, title: str | None = None) -> str:
@@ -127,7 +127,7 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
     order = " &lt; ".join(html.escape(LABELS[n]) for n in PAPER_ORDER)
     overrides = results.get("overrides") or []
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}td.thin,th.thin{{background:#fff1e5}} tr.control th.run{{font-weight:700}}</style>"
+             f"<style>{CSS}td.thin,th.thin{{background:#fff1e5}} tr.control th.run{{font-weight:700}}</style>"
              "</head><body>", f"<h1>{html.escape(title)}</h1>",
              f"<p>From <code>{html.escape(str(source))}</code>; seeds {', '.join(map(str, summary['seeds']))}"
              + (f"; overrides <code>{html.escape(' '.join(overrides))}</code>" if overrides else "")
@@ -141,7 +141,7 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
              "<h2>The ordering step by step</h2>",
              "<p>Paired: the later run minus the earlier one on each seed (both from that seed's stage-1 "
              "checkpoint).</p>", steps_table_html(summary),
-             _img_tag(miou_chart_png(summary), "mIoU per run", "max-width:100%"),
+             img_tag(miou_chart_png(summary), "mIoU per run", "max-width:100%"),
              "<h2>Per-class IoU (%), mean over seeds (Table 1 shape)</h2>", _class_table(summary, "iou", False),
              f"<p>Shaded: the thin classes ({', '.join(THIN)}).</p>",
              "<h2>Predicted class fractions (%), mean over seeds</h2>",
