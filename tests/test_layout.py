@@ -12,6 +12,8 @@ does not depend on the applications, and the old import paths still work for one
   ``.engine``, ``.losses``, ``.config``) imports nothing from ``udaseg.apps``, ``udaseg.reporting``
   or ``udaseg.benchmark`` (nor from the old paths that re-export them) — every import statement,
   function-local ones included, read with ``ast``.
+- ``test_reporting_only_renders``: ``udaseg.reporting`` imports only what a renderer needs (results
+  type, labels, atomic write), name by name: no inference, checkpoint loading or models.
 """
 import ast
 import hashlib
@@ -230,21 +232,93 @@ def test_reporting_imports_no_application():
     assert bad == []
 
 
-# what a renderer may use of the package: results and labels in, pages out
-REPORTING_MAY_IMPORT = ("udaseg.data", "udaseg.losses", "udaseg.reporting", "udaseg.engine.evaluation",
-                        "udaseg.engine.checkpoint.atomic_write_text")
+# what a renderer may use of the package: results and labels in, pages out (None: any name of it)
+REPORTING_MAY_IMPORT = {
+    "udaseg.data": None, "udaseg.losses": None, "udaseg.reporting": None,
+    "udaseg.engine.evaluation": {"EvalResult", "class_labels", "protocol_legend"},  # the results type
+    "udaseg.engine.checkpoint": {"atomic_write_text"},
+}
+
+
+def _may_import(module: str, name: str | None = None) -> bool:
+    for prefix, names in REPORTING_MAY_IMPORT.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return names is None or (module == prefix and name in names)
+    return False
+
+
+def renderer_import_violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """Each ``udaseg`` import in ``source`` (at any depth, relative and dynamic ones included)
+    outside REPORTING_MAY_IMPORT, as ``module`` or ``module:name``."""
+    package = module if is_package else module.rpartition(".")[0]
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            pairs = [(base, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            pairs = [(a.name, None) for a in node.names]
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                   or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))):
+            pairs = [(node.args[0].value, None)]
+        else:
+            continue
+        for mod, name in pairs:
+            if mod != "udaseg" and not mod.startswith("udaseg."):
+                continue
+            # "from a import b": b is a name of a, or a submodule imported whole
+            ok = _may_import(mod) if name is None else (_may_import(mod, name) or _may_import(f"{mod}.{name}"))
+            if not ok:
+                bad.append(mod if name is None else f"{mod}:{name}")
+    return bad
+
+
+def test_renderer_import_check_catches_the_old_report():
+    """The imports report.py had while it ran the model (and ways around the check) are refused."""
+    old = """
+from udaseg.data import labels as Lb
+from udaseg.engine.evaluation import EvalResult, class_labels, protocol_legend
+from udaseg.engine.inference import forward_options, predict_probs
+from udaseg.reporting import viz
+def write_report():
+    from udaseg.engine.checkpoint import atomic_write_text, load_checkpoint
+    from udaseg.engine.builders import load_segmentor
+    from ..engine.eval_checkpoints import BEST_NOTE
+    import udaseg.engine.evaluation
+    from udaseg import engine, data
+    from udaseg.engine.evaluation import *
+    return importlib.import_module("udaseg.models")
+"""
+    assert renderer_import_violations(old, "udaseg.reporting.report") == [
+        "udaseg.engine.inference:forward_options", "udaseg.engine.inference:predict_probs",
+        "udaseg.engine.checkpoint:load_checkpoint", "udaseg.engine.builders:load_segmentor",
+        "udaseg.engine.eval_checkpoints:BEST_NOTE", "udaseg.engine.evaluation", "udaseg:engine",
+        "udaseg.engine.evaluation:*", "udaseg.models"]
 
 
 def test_reporting_only_renders():
     """No model runs inside ``udaseg/reporting/``: it imports nothing of training, inference,
     checkpoint loading or the models (``apps/report_runs.py`` evaluates, then renders)."""
+    files = sorted((PACKAGE / "reporting").rglob("*.py"))
+    assert PACKAGE / "reporting" / "page.py" in files
+    bad = [f"{path.relative_to(PACKAGE.parent)} imports {name}" for path in files
+           for name in renderer_import_violations(path.read_text(), _module_name(path), path.name == "__init__.py")]
+    assert bad == []
+
+
+def test_reports_and_applications_import_no_private_names():
+    """Shared parts are public where they live (``reporting/page.py``): report_ablation once
+    borrowed report.py's ``_CSS``/``_figure``/..., so changing one report broke the other."""
     bad = []
-    for path in sorted((PACKAGE / "reporting").rglob("*.py")):
-        for name in imported_modules(path.read_text(), _module_name(path), path.name == "__init__.py"):
-            if not name.startswith("udaseg") or name in ("udaseg.engine", "udaseg.engine.checkpoint"):
-                continue  # "from udaseg.engine.checkpoint import x" also yields its module: x is checked
-            if not any(name == a or name.startswith(a + ".") for a in REPORTING_MAY_IMPORT):
-                bad.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    for path in sorted((PACKAGE / "reporting").rglob("*.py")) + sorted((PACKAGE / "apps").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                bad += [f"{path.relative_to(PACKAGE.parent)}: {a.name}" for a in node.names if a.name.startswith("_")]
     assert bad == []
 
 
@@ -284,6 +358,26 @@ def test_old_import_path_reexports_the_moved_module(old):
     assert "this re-export goes in the next release" in old_module.__doc__
     own = _defined_names(new_module)
     assert own and [n for n in own if getattr(old_module, n, None) is not getattr(new_module, n)] == []
+
+
+# every name udaseg/report.py had before reporting stopped running models
+OLD_REPORT_NAMES = (
+    "_PROTO_ORDER", "RunInfo", "load_run", "_img_tag", "_pct", "_protocol_keys", "iou_table_html", "_diff_cell",
+    "diff_table_html", "fractions_table_html", "runs_table_html", "_figure", "_fig_png", "_run_colours",
+    "bar_chart_png", "_smooth", "_series", "_NOT_LOSSES", "_curve_keys", "curves_png", "pick_indices",
+    "grid_predictions", "legend_html", "grid_html", "_CSS", "write_report", "render_html")
+
+
+def test_old_report_path_keeps_the_names_that_moved_on():
+    """write_report & co. went on to apps/report_runs.py, the page parts to reporting/page.py:
+    ``udaseg.report`` still has them all, as the objects at their new homes."""
+    import udaseg.apps.report_runs as runs
+    import udaseg.reporting.page as page
+    old = importlib.import_module("udaseg.report")
+    assert [n for n in OLD_REPORT_NAMES if not hasattr(old, n)] == []
+    assert (old.write_report, old.grid_predictions, old.load_run) == (runs.write_report, runs.grid_predictions,
+                                                                      runs.load_run)
+    assert (old._CSS, old._figure, old._fig_png, old._img_tag) == (page.CSS, page.figure, page.fig_png, page.img_tag)
 
 
 def test_demo_scene_reexports_every_generator_module():
