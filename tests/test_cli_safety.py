@@ -78,6 +78,20 @@ def test_report_of_runs_replaces_its_own_page_only_with_overwrite(runs, tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # written atomically, nothing left over
 
 
+def test_report_refuses_a_file_that_appeared_at_out_during_the_evaluation(runs, tmp_path, capsys, monkeypatch):
+    import udaseg.apps.report_runs as rep
+
+    page, real = tmp_path / "r.html", rep.evaluate_state
+
+    def evaluate_while_someone_writes(*args, **kw):
+        page.write_text("someone's notes\n")
+        return real(*args, **kw)
+    monkeypatch.setattr(rep, "evaluate_state", evaluate_while_someone_writes)
+    argv = ["report", str(runs["source_only"]), "--out", str(page), "--num-images", "1", "--device", "cpu"]
+    assert main(argv) == 2 and page.read_text() == "someone's notes\n"
+    assert f"--out {page} exists and is not an HTML page" in capsys.readouterr().err
+
+
 # --- udaseg evaluate: its own files replaced and said so, others refused -------------------------
 
 def test_evaluate_replaces_its_own_files_aloud_and_refuses_others(runs, tmp_path, capsys):

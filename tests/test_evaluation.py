@@ -183,6 +183,22 @@ def test_evaluate_run_dirs_into_one_table_with_marks_files_and_official_check(tw
     assert {p.name for p in (tmp_path / "out" / "predictions_labelIds").iterdir()} >= {"fgd_ent_source_only_last", "fgd_ent_last"}
 
 
+def test_official_check_writes_only_into_its_own_labelid_folders(two_stage_run, tmp_path):
+    run, _ = two_stage_run
+    last = run / "checkpoints" / "last.pt"
+    folder = tmp_path / "predictions_labelIds" / "fgd_ent_last"
+    folder.mkdir(parents=True)
+    (folder / "mine.png").write_bytes(b"not evaluate's")
+    with pytest.raises(FileExistsError, match=r"fgd_ent_last holds files udaseg evaluate did not write"):
+        evaluate_checkpoints([last], out_dir=tmp_path, official_check=True)
+    assert (folder / "mine.png").read_bytes() == b"not evaluate's" and not list(tmp_path.glob("eval_*"))
+    fresh = tmp_path / "fresh"
+    evaluate_checkpoints([last], out_dir=fresh, official_check=True)
+    evaluate_checkpoints([last], out_dir=fresh, official_check=True)  # its own folder: written again
+    evaluate_checkpoints([last], out_dir=tmp_path, official_check=True, overwrite=True)
+    assert (folder / "mine.png").is_file() and len(list(folder.glob("*_labelIds.png"))) >= 1
+
+
 def test_evaluate_options_write_into_the_run_dir(two_stage_run):
     run, _ = two_stage_run
     # network input 32×16: at scale 1, two 32×8 windows; at scale 0.5 the input fits one window

@@ -128,7 +128,8 @@ def check_report_out(out: str | Path, overwrite: bool) -> None:
     """Never overwrite a file the command did not write (``--out runs/x/checkpoints/last.pt`` once
     turned a checkpoint into a report): an existing ``--out`` is refused unless ``overwrite``, and
     a file that is clearly not a report (named like data or a checkpoint, or not an HTML page) is
-    refused even then. Raised before anything is evaluated, so a refusal comes at once."""
+    refused even then. Raised before anything is evaluated, so a refusal comes at once, and again
+    just before the page is written (a file may appear there during the evaluation)."""
     out = Path(out)
     if out.is_symlink():  # writing would replace the link (or, dangling, create its target): neither is ours
         raise FileExistsError(f"--out {out} is a symbolic link: refusing to replace it; give a plain file path")
@@ -167,7 +168,8 @@ def _cmd_report(args) -> int:
         return 0
     out = write_report(args.run_dirs, args.out, data_root=args.data, num_images=args.num_images,
                        checkpoint=args.checkpoint, device=args.device, title=args.title,
-                       log=lambda line: print(line, file=sys.stderr))
+                       log=lambda line: print(line, file=sys.stderr),
+                       check_out=lambda out: check_report_out(out, args.overwrite))
     print(f"report: {out.resolve()}")
     return 0
 

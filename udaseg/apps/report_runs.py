@@ -51,7 +51,7 @@ def grid_predictions(model, cfg: dict, dataset, indices: list[int], device) -> l
 
 def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, checkpoint: str = "last",
                  device: str | None = None, title: str | None = None, thumb_width: int | None = None,
-                 log=None, results=None) -> Path:
+                 log=None, results=None, check_out=None) -> Path:
     """Evaluate each run's ``checkpoint`` on its target val split and write the HTML report.
 
     run_dirs: run directories, the baseline (source-only) first — differences are to it.
@@ -59,7 +59,8 @@ def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, che
     num_images: rows of the qualitative grid (spread over the val split). device: e.g. "cpu"
     (default: each run's ``train.device``). results: the runs' EvalResults on that split with
     the config's eval settings, where the caller already has them (the demo job), in run order;
-    None (or a None entry) evaluates. Returns the path written.
+    None (or a None entry) evaluates. check_out(out_path): raises if the page may not be written
+    there, called just before writing. Returns the path written.
     """
     if not run_dirs:
         raise ValueError("the report needs at least one run directory")
@@ -101,5 +102,7 @@ def write_report(run_dirs, out_path, *, data_root=None, num_images: int = 4, che
                             thumb_width=thumb_width, seconds=time.time() - t0,
                             notes=(BEST_NOTE,) if checkpoint == "best" else ())
     out_path = Path(out_path)
+    if check_out is not None:  # again: a file may have appeared at out_path while the runs were evaluated
+        check_out(out_path)
     atomic_write_text(out_path, html_text)  # a kill or full disk never leaves half a page over the last one
     return out_path

@@ -189,6 +189,12 @@ def settings_tag(settings: dict) -> str:
     return tag
 
 
+def labelid_folder(ref, out_dir) -> Path:
+    """Where ``--official-check`` writes the labelId predictions of checkpoint ``ref``."""
+    dest = Path(out_dir) if out_dir else ref.run_dir
+    return dest / "predictions_labelIds" / f"{run_name(ref.run_dir).replace('/', '_')}_{ref.path.stem}"
+
+
 def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, flip=None, scales=None,
                          window=None, stride=None, out_dir=None, official_check: bool = False,
                          progress: bool = False, log=None, overwrite: bool = False) -> list[CheckpointEval]:
@@ -198,10 +204,18 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
     (``best.pt`` or a snapshot at ``last.pt``'s iteration) is folded into its row ("last, best"). ``official_check`` also scores each checkpoint's
     predictions with the Cityscapes official script (labelId PNGs kept beside the CSV). Files of
     those names that an earlier evaluate wrote are replaced (and said so); others are refused
-    (after the evaluation, before any file is written) unless ``overwrite``."""
+    (after the evaluation, before any file is written) unless ``overwrite``; so is a labelId
+    folder holding files evaluate did not write (checked before anything is evaluated)."""
     from udaseg.engine.checkpoint import load_checkpoint
 
     refs = find_checkpoints(targets)
+    if official_check and not overwrite:  # before any evaluation writes a labelId file
+        from udaseg.engine.official_check import foreign_folder
+
+        foreign = [d for d in (labelid_folder(r, out_dir) for r in refs) if foreign_folder(d)]
+        if foreign:
+            raise FileExistsError(f"{foreign[0]} holds files udaseg evaluate did not write: refusing to write labelId "
+                                  f"predictions into it (--overwrite writes there anyway; or choose another --out)")
     evals: list[CheckpointEval] = []
     for ref in refs:
         state = load_checkpoint(ref.path)
@@ -212,9 +226,7 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
             continue
         cfg = evaluation_config(state, ref.path, overrides, data_root=data_root, split=split)
         dest = Path(out_dir) if out_dir else ref.run_dir
-        official_dir = None
-        if official_check:
-            official_dir = dest / "predictions_labelIds" / f"{run_name(ref.run_dir).replace('/', '_')}_{ref.path.stem}"
+        official_dir = labelid_folder(ref, out_dir) if official_check else None
         result, settings, official = evaluate_state(state, cfg, ref.path, flip=flip, scales=scales, window=window,
                                                     stride=stride, official_dir=official_dir, progress=progress)
         vc = cfg["data"]["val"]

@@ -45,6 +45,16 @@ def write_labelids(path: Path, pred: np.ndarray, num_classes: int) -> None:
     Image.fromarray(L.trainid_to_labelid(pred, num_classes), mode="L").save(path)
 
 
+FOLDER_MARK = ".written_by_udaseg_evaluate"  # in a labelId folder: evaluate made it and may write there again
+
+
+def foreign_folder(out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds files that ``udaseg evaluate`` did not put there (a folder it
+    made carries :data:`FOLDER_MARK`; a missing or empty folder is free)."""
+    out_dir = Path(out_dir)
+    return out_dir.is_dir() and not (out_dir / FOLDER_MARK).is_file() and any(out_dir.iterdir())
+
+
 class LabelIdWriter:
     """``on_batch`` callback for :func:`udaseg.engine.evaluation.evaluate`: writes each
     prediction as a labelId PNG and records (prediction file, ground-truth file) pairs.
@@ -54,6 +64,8 @@ class LabelIdWriter:
 
     def __init__(self, dataset, out_dir: str | Path, num_classes: int = 19):
         self.dataset, self.out_dir, self.num_classes = dataset, Path(out_dir), num_classes
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / FOLDER_MARK).touch()
         self.index = 0
         self.predictions: list[Path] = []
         self.ground_truths: list[Path] = []
