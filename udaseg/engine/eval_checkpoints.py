@@ -225,7 +225,6 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
             twin.ref.marks.extend(ref.marks or [ref.path.stem])
             continue
         cfg = evaluation_config(state, ref.path, overrides, data_root=data_root, split=split)
-        dest = Path(out_dir) if out_dir else ref.run_dir
         official_dir = labelid_folder(ref, out_dir) if official_check else None
         result, settings, official = evaluate_state(state, cfg, ref.path, flip=flip, scales=scales, window=window,
                                                     stride=stride, official_dir=official_dir, progress=progress)
@@ -246,7 +245,7 @@ def evaluate_checkpoints(targets, *, overrides=(), data_root=None, split=None, f
         _refuse_foreign([p for key, group in groups.items() for p in output_paths(group, key[0], suffixes[key])])
     for (dest, k), group in groups.items():
         replaced = [p for p in output_paths(group, dest, suffixes[dest, k]) if p.exists()]
-        paths = write_outputs(group, dest, suffix=suffixes[dest, k], overwrite=overwrite)
+        paths = write_outputs(group, dest, suffix=suffixes[dest, k])
         if log is not None:
             log(f"wrote {paths[0]} and {paths[1]}" + (f" (replaced the earlier {', '.join(p.name for p in replaced)})"
                                                       if replaced else ""))
@@ -312,15 +311,14 @@ def output_paths(evals: list[CheckpointEval], out_dir, suffix: str = "") -> tupl
     return Path(out_dir) / f"{stem}.csv", Path(out_dir) / f"{stem}.json"
 
 
-def write_outputs(evals: list[CheckpointEval], out_dir, suffix: str = "", overwrite: bool = False) -> tuple[Path, Path]:
+def write_outputs(evals: list[CheckpointEval], out_dir, suffix: str = "") -> tuple[Path, Path]:
     """``eval_<split><tag>.csv`` (IoU in %, one row per checkpoint, classes then protocols) and
     ``.json`` (fractions, with settings, data, predicted fractions, official check), written
-    atomically. A file of that name that evaluate did not write is refused unless ``overwrite``."""
+    atomically over whatever is there: ``evaluate_checkpoints`` refuses foreign files first, for
+    the whole set at once."""
     from udaseg.engine.checkpoint import atomic_write_text
 
     csv_path, json_path = output_paths(evals, out_dir, suffix)
-    if not overwrite:
-        _refuse_foreign((csv_path, json_path))
     first = evals[0]
     k = first.result.num_classes
     names = class_labels(k)
