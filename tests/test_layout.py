@@ -154,27 +154,36 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
-    """Every module an import statement (at any depth) or a constant importlib.import_module /
-    __import__ call in ``source`` names; ``from a import b`` gives both ``a`` and ``a.b`` (b may be
-    a submodule). Relative imports are resolved against ``module``."""
+def import_pairs(source: str, module: str, is_package: bool = False) -> list[tuple[str, str | None]]:
+    """(module, name) of every import statement (at any depth) and constant importlib.import_module /
+    __import__ call in ``source``: ``from a import b`` gives ("a", "b") (b may be a submodule),
+    ``import a`` and the calls ("a", None). Relative imports are resolved against ``module``."""
     package = module if is_package else module.rpartition(".")[0]
-    found = set()
+    pairs = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
+            pairs += [(a.name, None) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
-            found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names if a.name != "*"}
+            pairs += [(base, a.name) for a in node.names]
         elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
               and isinstance(node.args[0].value, str)
               and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
                    or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))):
-            found.add(node.args[0].value)
+            pairs.append((node.args[0].value, None))
+    return pairs
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module :func:`import_pairs` names; ``from a import b`` gives both ``a`` and ``a.b``."""
+    found = set()
+    for mod, name in import_pairs(source, module, is_package):
+        found.add(mod)
+        if name is not None and name != "*":
+            found.add(f"{mod}.{name}")
     return found
 
 
@@ -250,31 +259,14 @@ def _may_import(module: str, name: str | None = None) -> bool:
 def renderer_import_violations(source: str, module: str, is_package: bool = False) -> list[str]:
     """Each ``udaseg`` import in ``source`` (at any depth, relative and dynamic ones included)
     outside REPORTING_MAY_IMPORT, as ``module`` or ``module:name``."""
-    package = module if is_package else module.rpartition(".")[0]
     bad = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
-            pairs = [(base, a.name) for a in node.names]
-        elif isinstance(node, ast.Import):
-            pairs = [(a.name, None) for a in node.names]
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                   or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))):
-            pairs = [(node.args[0].value, None)]
-        else:
+    for mod, name in import_pairs(source, module, is_package):
+        if mod != "udaseg" and not mod.startswith("udaseg."):
             continue
-        for mod, name in pairs:
-            if mod != "udaseg" and not mod.startswith("udaseg."):
-                continue
-            # "from a import b": b is a name of a, or a submodule imported whole
-            ok = _may_import(mod) if name is None else (_may_import(mod, name) or _may_import(f"{mod}.{name}"))
-            if not ok:
-                bad.append(mod if name is None else f"{mod}:{name}")
+        # "from a import b": b is a name of a, or a submodule imported whole
+        ok = _may_import(mod) if name is None else (_may_import(mod, name) or _may_import(f"{mod}.{name}"))
+        if not ok:
+            bad.append(mod if name is None else f"{mod}:{name}")
     return bad
 
 
