@@ -8,6 +8,13 @@
 
 Arch names: ``deeplabv2_resnet{18,50,101}`` = Caffe/DeepLab-style backbone (ADVENT, AdaptSegNet),
 ``..._tv`` = torchvision-style backbone (FADA). See ``backbones.py`` for the difference.
+Transformer archs (``available_transformer_segmentors()``): ``daformer_mitb{0..5}`` = MiT encoder +
+DAFormer head, ``segformer_mitb{0..5}`` = MiT encoder + SegFormer all-MLP head (``mit.py``,
+``heads.py``, ``transformer_segmentor.py``); output stride 4, no auxiliary head, ``pretrained`` =
+a local original-layout ``mit_bX.pth``:
+
+    model = build_segmentor("daformer_mitb5", 19, multi_level=False, bn_mode="trainable",
+                            pretrained="pretrained/mit_b5.pth")
 """
 from __future__ import annotations
 
@@ -29,6 +36,9 @@ from .deeplabv2 import (
     sha256sum,
 )
 from .discriminators import BinaryDiscriminator, FineGrainedDiscriminator
+from .heads import SEGFORMER_EMBED_DIMS, DAFormerHead, SegFormerHead
+from .mit import MIT_CONFIGS, MixVisionTransformer, build_mit, load_mit_pretrained
+from .transformer_segmentor import TRANSFORMER_BN_MODES, TransformerSegmentor
 from .weights import (
     PRETRAINED_WEIGHTS,
     PretrainedWeights,
@@ -46,6 +56,11 @@ SEGMENTORS: dict[str, tuple[int, str]] = {
     for suffix, style in (("", "caffe"), ("_tv", "torchvision"))
 }
 
+# arch name -> (MiT variant, head kind)
+TRANSFORMER_SEGMENTORS: dict[str, tuple[str, str]] = {
+    f"{head}_mitb{i}": (f"mit_b{i}", head) for head in ("daformer", "segformer") for i in range(6)
+}
+
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "fine_grained": lambda in_channels, num_classes, **kw: FineGrainedDiscriminator(in_channels, num_classes, **kw),
     "binary": lambda in_channels, num_classes=None, **kw: BinaryDiscriminator(in_channels, **kw),
@@ -53,8 +68,14 @@ DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
 
 
 def available_segmentors() -> list[str]:
-    """Names accepted by ``build_segmentor``."""
+    """DeepLab-V2 names accepted by ``build_segmentor`` (the transformer ones:
+    ``available_transformer_segmentors()``)."""
     return list(SEGMENTORS)
+
+
+def available_transformer_segmentors() -> list[str]:
+    """MiT + DAFormer / SegFormer head names accepted by ``build_segmentor``."""
+    return list(TRANSFORMER_SEGMENTORS)
 
 
 def available_discriminators() -> list[str]:
@@ -62,17 +83,22 @@ def available_discriminators() -> list[str]:
     return list(DISCRIMINATORS)
 
 
-def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mode: str = "frozen",
+def build_segmentor(arch: str, num_classes: int, multi_level: bool | None = None, bn_mode: str | None = None,
                     pretrained: str | os.PathLike | None = None, *,
                     pretrained_sha256: str | None = None, aspp_impl: str = "taps",
-                    input_norm: str | None = None) -> DeepLabV2:
-    """Build a DeepLab-V2 segmentor by name, optionally initialised from a weight file.
+                    input_norm: str | None = None,
+                    feature_stage: int | None = None) -> DeepLabV2 | TransformerSegmentor:
+    """Build a segmentor by name, optionally initialised from a weight file.
 
     Args:
-        arch: one of ``available_segmentors()``.
+        arch: one of ``available_segmentors()`` (DeepLab-V2) or
+            ``available_transformer_segmentors()`` (MiT + DAFormer / SegFormer head).
         num_classes: K (19 for GTA5→Cityscapes, 16 for SYNTHIA→Cityscapes).
-        multi_level: add the layer3 auxiliary head.
-        bn_mode: ``"frozen"`` | ``"frozen_affine"`` | ``"trainable"`` | ``"sync"`` (see DeepLabV2).
+        multi_level: add the layer3 auxiliary head (DeepLab-V2; default True). The transformer
+            archs have none: None or False only.
+        bn_mode: ``"frozen"`` | ``"frozen_affine"`` | ``"trainable"`` | ``"sync"`` (see DeepLabV2;
+            default ``"frozen"``). Transformer archs: ``"trainable"`` (default) or ``"sync"`` for
+            the decode head's BN (see ``TransformerSegmentor``).
         pretrained: local path (Caffe DeepLab, torchvision or udaseg layout; see
             ``load_pretrained``), or a name of ``available_pretrained()`` (``"deeplab_imagenet"``,
             ``"torchvision_resnet101"``), downloaded once into ``$UDASEG_CACHE`` (default
@@ -83,11 +109,26 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mo
         aspp_impl: ``"taps"`` (fast, default) or ``"dilated_conv"`` (see ``ASPPClassifier``).
         input_norm: when given and ``pretrained`` is a name, it must be the ``model.input_norm``
             the named weights expect (``"caffe"`` / ``"imagenet"``); not checked for paths.
+        feature_stage: transformer archs only: the MiT stage (1–4, default 4) returned as
+            ``features``.
+
+    Transformer archs: ``pretrained`` (a local path, or a name the weights table lists for the
+    arch) is loaded into the encoder by ``load_mit_pretrained`` (original NVlabs / smp layout,
+    strict, ``head.*`` skipped); ``aspp_impl`` does not apply and is ignored.
 
     The returned model has ``model.arch`` set to ``arch``.
     """
+    if arch in TRANSFORMER_SEGMENTORS:
+        return _build_transformer(arch, num_classes, multi_level, bn_mode, pretrained, pretrained_sha256,
+                                  input_norm, feature_stage)
     if arch not in SEGMENTORS:
-        raise ValueError(f"unknown segmentor arch {arch!r}; available: {', '.join(SEGMENTORS)}")
+        raise ValueError(f"unknown segmentor arch {arch!r}; available: "
+                         f"{', '.join([*SEGMENTORS, *TRANSFORMER_SEGMENTORS])}")
+    if feature_stage is not None:
+        raise ValueError(f"feature_stage applies to the transformer archs only, not {arch!r} "
+                         "(DeepLab-V2 features are layer4)")
+    multi_level = True if multi_level is None else multi_level
+    bn_mode = "frozen" if bn_mode is None else bn_mode
     depth, style = SEGMENTORS[arch]
     model = DeepLabV2(ResNetBackbone(depth, style), num_classes, multi_level=multi_level, bn_mode=bn_mode,
                       aspp_impl=aspp_impl)
@@ -100,6 +141,30 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool = True, bn_mo
         else:  # a path: checked (exists? checksum?) by load_pretrained; an unknown name fails here
             path = resolve_pretrained(pretrained, arch)
             model.init_report = load_pretrained(model, path, sha256=pretrained_sha256)
+    return model
+
+
+def _build_transformer(arch, num_classes, multi_level, bn_mode, pretrained, pretrained_sha256, input_norm,
+                       feature_stage) -> TransformerSegmentor:
+    if multi_level:
+        raise ValueError(f"{arch} has no auxiliary head: set model.multi_level=false")
+    variant, head_kind = TRANSFORMER_SEGMENTORS[arch]
+    encoder = build_mit(variant)
+    if head_kind == "daformer":
+        head = DAFormerHead(encoder.embed_dims, num_classes)
+    else:
+        head = SegFormerHead(encoder.embed_dims, num_classes, embed_dim=SEGFORMER_EMBED_DIMS[variant])
+    model = TransformerSegmentor(encoder, head, num_classes, bn_mode="trainable" if bn_mode is None else bn_mode,
+                                 feature_stage=4 if feature_stage is None else feature_stage)
+    model.arch = arch
+    model.init_report = None
+    if pretrained is not None:
+        if is_pretrained_name(pretrained):  # only names the weights table lists for this arch (else ValueError)
+            path = resolve_pretrained(pretrained, arch, input_norm=input_norm, sha256=pretrained_sha256)
+            model.init_report = load_mit_pretrained(model, path)
+        else:  # a path: checked (exists? checksum?) by load_mit_pretrained
+            path = resolve_pretrained(pretrained, arch)
+            model.init_report = load_mit_pretrained(model, path, sha256=pretrained_sha256)
     return model
 
 
@@ -123,25 +188,36 @@ __all__ = [
     "BN_MODES",
     "BackboneOutput",
     "BinaryDiscriminator",
+    "DAFormerHead",
     "DISCRIMINATORS",
     "DeepLabV2",
     "FineGrainedDiscriminator",
     "LAYOUTS",
     "LoadReport",
+    "MIT_CONFIGS",
+    "MixVisionTransformer",
     "PRETRAINED_WEIGHTS",
     "PretrainedWeights",
     "ResNetBackbone",
+    "SEGFORMER_EMBED_DIMS",
     "SEGMENTORS",
+    "SegFormerHead",
     "SegmentorOutput",
+    "TRANSFORMER_BN_MODES",
+    "TRANSFORMER_SEGMENTORS",
+    "TransformerSegmentor",
     "WeightsChecksumError",
     "WeightsDownloadError",
     "available_discriminators",
     "available_pretrained",
     "available_segmentors",
+    "available_transformer_segmentors",
     "build_discriminator",
+    "build_mit",
     "build_segmentor",
     "detect_layout",
     "is_pretrained_name",
+    "load_mit_pretrained",
     "load_pretrained",
     "resolve_pretrained",
     "sha256sum",
