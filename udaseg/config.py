@@ -25,12 +25,15 @@ class ConfigError(ValueError):
 
 # Keys whose value is a free-form mapping (checked by the code that consumes it).
 FREE_FORM = {"data.source.transforms", "data.target.transforms", "data.val.transforms", "data.dev.transforms"}
-# Keys that take true / false or "auto" (resolved per device: udaseg/engine/device_defaults.py).
-AUTO_OR_BOOL = {"train.malloc_tuning", "train.cudnn_benchmark"}
+# Keys that take true / false or "auto" (resolved per device: udaseg/engine/device_defaults.py;
+# train.no_decay_norm per arch: udaseg/engine/optim.py), and the other words some of them take.
+AUTO_OR_BOOL = {"train.malloc_tuning", "train.cudnn_benchmark", "train.no_decay_norm"}
+AUTO_OR_BOOL_WORDS = {"train.no_decay_norm": ("all",)}
 # Keys that take a positive integer or "auto".
 AUTO_OR_INT = {"train.threads"}
 # The type of keys whose default is null (unset): a set value must have it.
 OPTIONAL_TYPES = {"model.pretrained": str, "model.pretrained_sha256": str, "data.global_batch_size": int,
+                  "model.feature_stage": int,
                   "train.init_from": str, "eval.num_classes": int,
                   **{f"data.{d}.{k}": t for d in ("source", "target", "val", "dev")
                      for k, t in (("split", str), ("split_list", str), ("num_classes", int))}}
@@ -45,6 +48,7 @@ BOUNDS = {
     "data.batch_size": (1, True, None, False), "data.global_batch_size": (1, True, None, False),
     "data.workers": (0, True, None, False), "eval.batch_size": (1, True, None, False),
     "model.num_classes": (1, True, None, False), "eval.num_classes": (1, True, None, False),
+    "model.feature_stage": (1, True, 4, True),
     "train.lr": (0, False, None, False), "train.lr_d": (0, True, None, False),
     "train.head_lr_mult": (0, False, None, False), "train.weight_decay": (0, True, None, False),
     "train.momentum": (0, True, 1, False), "train.betas": (0, True, 1, False), "train.betas_d": (0, True, 1, False),
@@ -61,6 +65,7 @@ BOUNDS = {
     "self_training.jitter_strength": (0, True, None, False), "self_training.blur_prob": (0, True, 1, True),
     "self_training.mic.block_size": (1, True, None, False), "self_training.mic.ratio": (0, True, 1, False),
     "self_training.mic.weight": (0, True, None, False),
+    "feature_distance.weight": (0, True, None, False), "feature_distance.scale_min_ratio": (0, True, 1, True),
     "eval.scales": (0, False, None, False),  # else refused only at evaluation, after the training
 }
 LIST_LENGTHS = {"train.betas": 2, "train.betas_d": 2}
@@ -93,6 +98,11 @@ DEFAULTS: dict[str, Any] = {
         # CPU, same parameters), "dilated_conv" (the four dilated convs as the references write
         # them), or "auto": taps on the CPU, dilated_conv (cuDNN) on CUDA
         "aspp_impl": "auto",
+        # transformer archs (daformer_mitbX / segformer_mitbX) only: the MiT stage (1-4) whose map
+        # the segmentor returns as its features (what a feature discriminator and feature_distance
+        # see); null = 4, stride 32 (DAFormer mmseg/models/uda/dacs.py calc_feat_dist: lay = -1).
+        # DeepLab-V2 features are always layer4 (the key must stay null there)
+        "feature_stage": None,
     },
     "data": {
         "source": {**_dataset_defaults("gta5", "data/GTA5"),
@@ -122,8 +132,14 @@ DEFAULTS: dict[str, Any] = {
         # per batch (DACS / DAFormer compute one share per batch; the same at batch 1)
         "pseudo_weight": "image",
         "weight": 1.0,  # of the ClassMix loss (DACS / DAFormer: 1)
-        "ignore_top": 0,  # rows without pseudo-label weight; DAFormer base 0 (15 in its GTA→CS run)
-        "ignore_bottom": 0,  # DAFormer base 0 (120 in its GTA→CS run: the ego car)
+        # DAFormer's pseudo-label crop: this many rows at the top / bottom of each target image *as
+        # the network gets it* (after resize and crop) have pseudo-label weight 0. Absolute rows, not
+        # rescaled with the image: DAFormer's 15 / 120 (configs/daformer/gta2cs_uda_warm_fdthings_
+        # rcs_croppl_a999_*.py, experiments.py plcrop; its base uda/dacs.py: 0) are rows of a 512-high
+        # crop of Cityscapes at 1024×512, i.e. 30 / 240 rows of the 1024-high frame; scale them yourself
+        # for another target height
+        "ignore_top": 0,  # rectification artefacts at the top
+        "ignore_bottom": 0,  # the ego car
         "include_ignore": True,  # ClassMix may pick the ignore label as a class (DACS does)
         "teacher_buffers": "keep",  # keep | copy: BN statistics of the teacher (references: keep)
         # auto | eval | batch: how the teacher's BN normalises; auto = the references' train-mode
@@ -134,6 +150,20 @@ DEFAULTS: dict[str, Any] = {
         "blur_prob": 0.5,
         # masked image consistency: MIC seg/configs/mic/gtaHR2csHR_mic_hrda.py
         "mic": {"enabled": False, "block_size": 64, "ratio": 0.7, "weight": 1.0},
+    },
+    # DAFormer's ImageNet feature distance on source images (udaseg/engine/feature_distance.py),
+    # on the segmentor's features (model.feature_stage; layer4 for DeepLab-V2)
+    "feature_distance": {
+        "enabled": False,
+        "weight": 0.005,  # lambda_FD; DAFormer configs/_base_/uda/dacs_a999_fdthings.py imnet_feature_dist_lambda
+        # trainIds of the model's class set whose feature cells count; null = every cell (DAFormer
+        # imnet_feature_dist_classes=None). Default: the 19-class things of dacs_a999_fdthings.py
+        # (light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle); for the
+        # 16-class SYNTHIA set the same classes are [6, 7, 10, 11, 12, 13, 14, 15]
+        "thing_classes": [6, 7, 11, 12, 13, 14, 15, 16, 17, 18],
+        # a cell takes the label that at least this share of its pixels have, else none
+        # (DAFormer dacs_a999_fdthings.py imnet_feature_dist_scale_min_ratio; mmseg/utils/utils.py)
+        "scale_min_ratio": 0.75,
     },
     "train": {
         "iters": 40000,
@@ -149,10 +179,15 @@ DEFAULTS: dict[str, Any] = {
         "momentum": 0.9,  # sgd
         "betas": [0.9, 0.999],  # adam / adamw (torch's defaults)
         "weight_decay": 5e-4,  # L2 for sgd, decoupled for adamw
-        "poly_power": 0.9,
+        "poly_power": 0.9,  # poly LR power (the paper: 0.9; DAFormer schedules/poly10warm.py: 1.0)
         # linear LR warm-up of the segmenter (DAFormer schedules/poly10warm.py: 1500, 1e-6); 0: none
         "warmup_iters": 0,
         "warmup_ratio": 1e-6,
+        # weight decay 0 on normalisation weights and biases (transformer archs; udaseg/engine/
+        # optim.py): auto = DAFormer's paramwise_cfg norm decay_mult 0 for the MiT encoder's
+        # LayerNorms (its decoder BN keeps its decay), none on DeepLab-V2 | true | false | all (also
+        # the decode head's BN, not DAFormer's). DeepLab-V2 takes auto or false only
+        "no_decay_norm": "auto",
         "optimizer_d": "adam",  # discriminators: adam (FADA, ADVENT) | sgd (momentum train.momentum)
         "lr_d": 1e-4,
         "betas_d": [0.9, 0.99],
@@ -198,8 +233,10 @@ def _check_type(key: str, default, value) -> Any:
             raise ConfigError(f"config key {key!r} must be a positive integer or auto, got {value!r}")
         return value
     if key in AUTO_OR_BOOL:
-        if value != "auto" and not isinstance(value, bool):
-            raise ConfigError(f"config key {key!r} must be true, false or auto, got {value!r}")
+        words = AUTO_OR_BOOL_WORDS.get(key, ())
+        if value != "auto" and value not in words and not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true, false, {''.join(w + ', ' for w in words)}or auto, "
+                              f"got {value!r}")
         return value
     if value is None:
         return value
@@ -379,7 +416,38 @@ def resolve(raw: dict, overrides=()) -> dict:
         raise ConfigError(str(exc.args[0])) from None
     cfg["method"] = merge({"name": name, **mdefaults}, method_update, {"name": "", **mdefaults}, "method.")
     _check_bounds(cfg)
+    _check_model(cfg)
     return cfg
+
+
+def _check_model(cfg: dict) -> None:
+    """The model keys that depend on the arch: a transformer arch (MiT + DAFormer / SegFormer head)
+    has no auxiliary head and no BN statistics to freeze; DeepLab-V2 has no MiT stages and no norm
+    exemption in its optimiser groups."""
+    from udaseg.models import TRANSFORMER_BN_MODES, TRANSFORMER_SEGMENTORS
+
+    mc, tc = cfg["model"], cfg["train"]
+    arch = mc["arch"]
+    if arch in TRANSFORMER_SEGMENTORS:
+        if mc["multi_level"]:
+            raise ConfigError(f"config key 'model.multi_level' is true, but {arch} has no auxiliary head: "
+                              f"set model.multi_level=false")
+        if mc["bn_mode"] not in TRANSFORMER_BN_MODES:
+            raise ConfigError(f"config key 'model.bn_mode' is {mc['bn_mode']!r}, but {arch} takes "
+                              f"{' or '.join(TRANSFORMER_BN_MODES)} (MiT normalises with LayerNorm and the decode "
+                              f"head's BN trains from scratch: no statistics to freeze); set model.bn_mode=trainable")
+        if mc["pretrained"] and mc["input_norm"] != "imagenet":
+            raise ConfigError(f"config key 'model.input_norm' is {mc['input_norm']!r}, but the MiT weights of "
+                              f"model.pretrained expect imagenet (RGB, ImageNet mean/std): "
+                              f"set model.input_norm=imagenet")
+    else:
+        if mc["feature_stage"] is not None:
+            raise ConfigError(f"config key 'model.feature_stage' applies to the transformer archs only; {arch} "
+                              f"returns its layer4 features: leave it null")
+        if tc["no_decay_norm"] not in ("auto", False):
+            raise ConfigError(f"config key 'train.no_decay_norm' is {tc['no_decay_norm']!r}, but {arch} has no norm "
+                              f"exemption in its optimiser groups (DAFormer adds its norm decay_mult 0 for MiT "
+                              f"encoders only: experiments.py): use auto or false")
 
 
 def _check_bounds(cfg: dict) -> None:

@@ -180,11 +180,21 @@ def evaluate_model(model, cfg: dict, device, loader: DataLoader, dist: DistInfo 
                            distributed=dist is not None and dist.enabled)
 
 
+def segmentor_from_config(mc: dict, aspp_impl: str, *, pretrained: bool = True) -> torch.nn.Module:
+    """The segmentor of a ``model`` config section, on the CPU, with its init weights
+    (``model.pretrained``) unless ``pretrained`` is False (a checkpoint's weights come next)."""
+    return build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
+                           mc["pretrained"] if pretrained else None,
+                           pretrained_sha256=mc["pretrained_sha256"] if pretrained else None,
+                           aspp_impl=aspp_impl, input_norm=mc["input_norm"],
+                           feature_stage=mc.get("feature_stage"))  # older configs: no key
+
+
 def load_segmentor(state: dict, device) -> torch.nn.Module:
     """The segmentor of a udaseg checkpoint, in eval mode on ``device``."""
     mc = state["config"]["model"]
     device = torch.device(device)
-    model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
-                            aspp_impl=resolve_aspp_impl(mc.get("aspp_impl", "taps"), device))  # older: no key
+    model = segmentor_from_config(mc, resolve_aspp_impl(mc.get("aspp_impl", "taps"), device),  # older: no key
+                                  pretrained=False)
     model.load_state_dict(state["segmentor"])
     return model.to(device).eval()

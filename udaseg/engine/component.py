@@ -1,5 +1,5 @@
 """What a training component is: a capability any method can switch on by config (self-training
-today, feature distance next), with hooks that the step calls for every component in turn —
+and DAFormer's feature distance today), with hooks that the step calls for every component in turn —
 so any method × any component runs without a branch in the trainer.
 
 A component has a config section ``<key>`` with ``enabled``; built after the weights are loaded

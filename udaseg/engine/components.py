@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 
 from udaseg.engine.component import Component
+from udaseg.engine.feature_distance import FeatureDistance
 from udaseg.engine.mean_teacher import SelfTraining
 
-COMPONENTS: dict[str, type[Component]] = {c.key: c for c in (SelfTraining,)}
+# in this order their hooks run (and their passes follow the method's)
+COMPONENTS: dict[str, type[Component]] = {c.key: c for c in (SelfTraining, FeatureDistance)}
 
 
 def enabled(cfg: dict) -> list[type[Component]]:

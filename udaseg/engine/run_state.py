@@ -18,18 +18,19 @@ import torch
 
 from udaseg.config import dump_config
 from udaseg.engine import components, run_lock
-from udaseg.engine.builders import git_revision, per_process_batch, rank_device, resolve_device, seed_everything
+from udaseg.engine.builders import (git_revision, per_process_batch, rank_device, resolve_device, seed_everything,
+                                   segmentor_from_config)
 from udaseg.engine.checkpoint import (atomic_write_json, atomic_write_text, describe_last_good, load_checkpoint,
                                       save_checkpoint)
 from udaseg.engine.device_defaults import AMP_DTYPES, apply_device_settings
 from udaseg.engine.distributed import DistInfo, barrier, init_from_env
-from udaseg.engine.optim import build_optimizer
+from udaseg.engine.optim import build_optimizer, segmenter_param_groups
 from udaseg.engine.run_dir import (RunDirError, append_history, config_changes, describe_changes,
                                    refuse_fresh_run_over_existing, remove_orphan_temp_files)
 from udaseg.engine.run_logger import RunLogger
 from udaseg.engine.train_data import train_loaders, validation_loader
 from udaseg.methods import build_method
-from udaseg.models import build_segmentor, resolve_pretrained
+from udaseg.models import resolve_pretrained
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -84,9 +85,7 @@ class RunState:
                 resolve_pretrained(mc["pretrained"], mc["arch"], input_norm=mc["input_norm"],
                                    sha256=mc["pretrained_sha256"])
             barrier(self.dist)
-        self.model = build_segmentor(mc["arch"], mc["num_classes"], mc["multi_level"], mc["bn_mode"],
-                                     mc["pretrained"], pretrained_sha256=mc["pretrained_sha256"],
-                                     aspp_impl=self.resolved["aspp_impl"], input_norm=mc["input_norm"]).to(self.device)
+        self.model = segmentor_from_config(mc, self.resolved["aspp_impl"]).to(self.device)
         self.method = build_method(cfg["method"], mc["num_classes"], self.model.feature_channels, mc["multi_level"])
         self.discs = torch.nn.ModuleDict(self.method.build_discriminators()).to(self.device)
         if tc["channels_last"]:
@@ -95,7 +94,7 @@ class RunState:
         self.amp_dtype = AMP_DTYPES[self.resolved["amp"]]
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.resolved["amp"] == "fp16")
 
-        self.opt_g = build_optimizer(tc["optimizer"], self.model.param_groups(tc["lr"], tc["head_lr_mult"]),
+        self.opt_g = build_optimizer(tc["optimizer"], segmenter_param_groups(self.model, mc["arch"], tc),
                                      lr=tc["lr"], momentum=tc["momentum"], betas=tuple(tc["betas"]),
                                      weight_decay=tc["weight_decay"])
         self.opt_d = (build_optimizer(tc["optimizer_d"], self.discs.parameters(), lr=tc["lr_d"],
@@ -227,7 +226,17 @@ class RunState:
             self.notes.append(f"train.validate_on changed from {old['split']} to {split}: the best checkpoint starts "
                               f"again (the {old['split']} best was {100 * old['miou']:.2f} mIoU at iteration {old['iter']})")
         self.start_iter = int(state["iteration"])
-        rng = state["rng"]
+        self._resumed_rng = state["rng"]
+        self.restore_rng()
+
+    def restore_rng(self) -> None:
+        """A resumed run's global RNGs as its checkpoint saved them: at set-up, and again by the
+        trainer once its loader iterators exist (each draws a seed from torch's RNG, which the uncut
+        run did before its first step), so the first resumed step draws what the uncut run's did
+        (dropout, drop path). Nothing for a fresh run."""
+        rng = getattr(self, "_resumed_rng", None)
+        if rng is None:
+            return
         torch.set_rng_state(rng["torch"])
         if self.device.type == "cuda" and rng.get("cuda") is not None:  # rank 0's state, as for the CPU's
             torch.cuda.set_rng_state(rng["cuda"], self.device)

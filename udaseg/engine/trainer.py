@@ -33,6 +33,7 @@ class Trainer(RunState):
         self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         self.stepper = Step(self)
         self._iters = {name: iter(loader) for name, loader in self.loaders.items()}
+        self.restore_rng()  # resumed: the iterators' seed draws are not the run's (RunState.restore_rng)
         self._iter = None  # the iteration in progress
         self._paused_at = None  # where train(stop_at) returned, that iteration's periodic actions not run
 
