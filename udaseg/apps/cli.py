@@ -2,6 +2,7 @@
 
     udaseg demo [--data DIR]              the main job on the embedded benchmark
     udaseg train CONFIG [key=value ...]   train (both stages of the paper when configured)
+    udaseg pretrain --out DIR [key=value ...]   the backbone as a classifier on the pretraining set
     udaseg evaluate CHECKPOINT|RUN_DIR …  evaluate checkpoints on their config's val split
     udaseg predict CHECKPOINT IMAGES… --out DIR   colour / overlay / entropy / labelId outputs
     udaseg report RUN_DIR… --out report.html      one self-contained HTML report
@@ -98,6 +99,13 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_pretrain(args) -> int:
+    from udaseg.apps.pretrain import parse_settings, pretrain
+
+    pretrain(args.out, parse_settings(args.overrides), resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
 def _cmd_train(args) -> int:
     from udaseg.config import load_config
     from udaseg.engine.stages import run_training
@@ -142,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --resume: continue although the config differs from the checkpoint's "
                          "(the change is recorded in the run's history.jsonl)")
     tr.set_defaults(func=_cmd_train)
+
+    pt = sub.add_parser("pretrain", help="train a ResNet classifier on the pretraining set (ImageNet's role)",
+                        description="Train the backbone as a classifier on the embedded pretraining set and write "
+                                    "its weights in the torchvision layout (see udaseg/apps/pretrain.py).")
+    pt.add_argument("--out", required=True, help="run folder (checkpoint, metrics, weights, summary)")
+    pt.add_argument("overrides", nargs="*", type=override_arg, metavar="key=value",
+                    help="recipe settings, e.g. iters=6000 depth=50 (see udaseg.apps.pretrain.RECIPE)")
+    pt.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    pt.add_argument("--overwrite", action="store_true", help="start again over a run in --out")
+    pt.set_defaults(func=_cmd_pretrain)
 
     add_commands(sub)  # evaluate, predict, report
 
@@ -201,10 +219,10 @@ def main(argv=None) -> int:
 
 
 def resume_command(argv: list[str]) -> str:
-    """The command that continues an interrupted one: ``train`` gets ``--resume`` (and loses
+    """The command that continues an interrupted one: ``train`` and ``pretrain`` get ``--resume`` (and lose
     ``--overwrite``, which would delete what was saved); ``demo`` resumes by itself."""
     args = [a for a in argv if a != "--overwrite"]
-    if args and args[0] == "train" and "--resume" not in args:
+    if args and args[0] in ("train", "pretrain") and "--resume" not in args:
         args.append("--resume")
     return "udaseg " + " ".join(shlex.quote(a) for a in args)
 

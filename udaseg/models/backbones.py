@@ -124,9 +124,12 @@ class ResNetBackbone(nn.Module):
     Args:
         depth: 18, 50 or 101.
         style: ``"caffe"`` (ADVENT / AdaptSegNet) or ``"torchvision"`` (FADA); see module doc.
+        output_stride: 8 (DeepLab-V2, the default) or 32 — the plain classification ResNet
+            (layer3 and layer4 stride 2, no dilation), which ``udaseg pretrain`` trains. The
+            parameters are the same in both, so weights move between them by name.
 
     Attributes: ``style``, ``depth``, ``layer3_channels`` (1024 | 256), ``layer4_channels``
-    (2048 | 512), ``output_stride`` (8).
+    (2048 | 512), ``output_stride`` (8 or 32).
 
     Example::
 
@@ -134,10 +137,13 @@ class ResNetBackbone(nn.Module):
         feats.layer4.shape  # (1, 2048, 9, 9)
     """
 
-    output_stride = 8
+    OUTPUT_STRIDES = (8, 32)
 
-    def __init__(self, depth: int = 101, style: str = "caffe"):
+    def __init__(self, depth: int = 101, style: str = "caffe", output_stride: int = 8):
         super().__init__()
+        if output_stride not in self.OUTPUT_STRIDES:
+            raise ValueError(f"unsupported output_stride {output_stride!r}; available: {list(self.OUTPUT_STRIDES)}")
+        self.output_stride = output_stride
         if depth not in DEPTHS:
             raise ValueError(f"unsupported ResNet depth {depth!r}; available: {sorted(DEPTHS)}")
         if style not in STYLES:
@@ -154,7 +160,9 @@ class ResNetBackbone(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=(style == "caffe"))
 
         # (planes, stride of the first block, dilation of the first block, dilation of the rest)
-        if style == "caffe":
+        if output_stride == 32:  # the classification net: every stage after the first halves
+            stages = ((64, 1, 1, 1), (128, 2, 1, 1), (256, 2, 1, 1), (512, 2, 1, 1))
+        elif style == "caffe":
             stages = ((64, 1, 1, 1), (128, 2, 1, 1), (256, 1, 2, 2), (512, 1, 4, 4))
         else:  # torchvision replace_stride_with_dilation=[False, True, True]
             stages = ((64, 1, 1, 1), (128, 2, 1, 1), (256, 1, 1, 2), (512, 1, 2, 4))
@@ -192,6 +200,6 @@ class ResNetBackbone(nn.Module):
         return BackboneOutput(c3, c4)
 
 
-def resnet_backbone(depth: int = 101, style: str = "caffe") -> ResNetBackbone:
-    """Build a DeepLab-V2 ResNet backbone (``depth`` ∈ {18, 50, 101}, ``style`` ∈ STYLES)."""
-    return ResNetBackbone(depth, style)
+def resnet_backbone(depth: int = 101, style: str = "caffe", output_stride: int = 8) -> ResNetBackbone:
+    """Build a ResNet backbone (``depth`` ∈ {18, 50, 101}, ``style`` ∈ STYLES, ``output_stride`` 8 or 32)."""
+    return ResNetBackbone(depth, style, output_stride)

@@ -4,7 +4,10 @@
     model = build_segmentor("deeplabv2_resnet101", 19, pretrained="deeplab_imagenet")  # same thing
 
 A value of ``model.pretrained`` that names an existing file is used as it is (an existing path
-wins over a name); otherwise it must be a key of ``PRETRAINED_WEIGHTS``. A name resolves to
+wins over a name); otherwise it must be a key of ``PRETRAINED_WEIGHTS``. A *packaged* name
+(``demo_resnet18``: weights made by ``udaseg pretrain`` and shipped inside the package) resolves to
+its file under ``udaseg/``, verified against its full SHA-256; a missing or altered file is an
+error that gives the command that rebuilds it. Any other name resolves to
 ``<cache>/<file name>``, cache = ``$UDASEG_CACHE`` or ``~/.cache/udaseg``. A cached file whose
 checksum verifies is used; otherwise the file is downloaded once (standard-library HTTP, with a
 timeout), streamed into ``<cache>/.<file name>.*.part``, verified, and moved into place with
@@ -32,6 +35,8 @@ from pathlib import Path
 
 from .deeplabv2 import sha256sum
 
+# SHA-256 of the shipped udaseg/models/pretrained/demo_resnet18.pth (tests/test_pretrain.py checks it)
+DEMO_RESNET18_SHA256 = "43b2347ec6c68e0a9f9fa9b41a6fc33773cb41bb8cb6a358e0b3ec7286e9e062"
 CACHE_ENV = "UDASEG_CACHE"
 DEFAULT_CACHE = "~/.cache/udaseg"
 DEFAULT_TIMEOUT = 60.0  # seconds, per blocking socket operation (connect, each read), not the whole transfer
@@ -48,6 +53,8 @@ class PretrainedWeights:
     archs:      the ``build_segmentor`` archs the file fits.
     input_norm: the ``model.input_norm`` the weights were trained with.
     source:     where url and checksum come from.
+    packaged:   for weights shipped with udaseg: the file's path inside the package (``url`` unused).
+    rebuild:    for packaged weights: the commands that make the file again.
     """
 
     url: str
@@ -57,6 +64,8 @@ class PretrainedWeights:
     archs: tuple[str, ...]
     input_norm: str
     source: str = ""
+    packaged: str | None = None
+    rebuild: str = ""
 
 
 PRETRAINED_WEIGHTS: dict[str, PretrainedWeights] = {
@@ -89,6 +98,20 @@ PRETRAINED_WEIGHTS: dict[str, PretrainedWeights] = {
         archs=("deeplabv2_resnet101_tv",),
         input_norm="imagenet",
         source="pytorch/vision torchvision/models/resnet.py model_urls; SHA-256 prefix from the file name",
+    ),
+    # The embedded benchmark's "ImageNet" ResNet-18: `udaseg pretrain` on the pretraining set
+    # (udaseg/pretraining), float16 copy of its resnet18_fp16.pth (BENCHMARKS.md "Pretraining").
+    "demo_resnet18": PretrainedWeights(
+        url="",
+        filename="demo_resnet18.pth",
+        sha256=DEMO_RESNET18_SHA256,
+        layout="torchvision",
+        archs=("deeplabv2_resnet18_tv",),
+        input_norm="imagenet",
+        source="made by udaseg pretrain (the recipe in udaseg/apps/pretrain.py), shipped with the package",
+        packaged="models/pretrained/demo_resnet18.pth",
+        rebuild="udaseg pretrain --out runs/pretrain/demo_resnet18 && cp runs/pretrain/demo_resnet18/"
+                "resnet18_fp16.pth <udaseg package>/models/pretrained/demo_resnet18.pth",
     ),
 }
 
@@ -259,8 +282,25 @@ def resolve_pretrained(value: str | os.PathLike, arch: str | None = None, *, inp
     if name not in PRETRAINED_WEIGHTS:
         raise FileNotFoundError(f"pretrained weights not found: {name!r} is neither an existing path "
                                 f"(no such file) nor a known name ({', '.join(PRETRAINED_WEIGHTS)})")
-    check_pretrained_fits(name, arch, input_norm)
+    spec = check_pretrained_fits(name, arch, input_norm)
+    if spec.packaged is not None:
+        return packaged_weights(name, sha256=sha256)
     return download_weights(name, url=url, sha256=sha256, directory=directory, timeout=timeout, progress=progress)
+
+
+def packaged_weights(name: str, *, sha256: str | None = None) -> Path:
+    """The file of weights shipped inside the package, verified; missing or altered: how to rebuild it."""
+    spec = _spec(name)
+    path = Path(__file__).resolve().parents[1] / spec.packaged
+    if not path.is_file():
+        raise FileNotFoundError(f"the packaged weights {name!r} are missing from this installation ({path}); "
+                                f"rebuild them with: {spec.rebuild}")
+    expected = sha256 or spec.sha256
+    have = sha256sum(path)
+    if expected is not None and not _checksum_matches(have, expected):
+        raise WeightsChecksumError(f"{path}: SHA-256 {have} is not the one shipped for {name!r} ({expected}); "
+                                   f"reinstall udaseg or rebuild the file with: {spec.rebuild}")
+    return path
 
 
 def is_pretrained_name(value: str | os.PathLike | None) -> bool:
@@ -279,5 +319,6 @@ __all__ = [
     "check_pretrained_fits",
     "download_weights",
     "is_pretrained_name",
+    "packaged_weights",
     "resolve_pretrained",
 ]

@@ -1,0 +1,139 @@
+"""``udaseg pretrain`` and the shipped ``demo_resnet18`` weights."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from udaseg.apps.cli import main
+from udaseg.apps.pretrain import RECIPE, lr_at, parse_settings, pretrain
+from udaseg.models import build_segmentor, load_pretrained, resolve_pretrained
+from udaseg.models import weights as W
+from udaseg.models.deeplabv2 import sha256sum
+
+TINY = ["depth=18", "iters=4", "batch_size=8", "size=32", "warmup_iters=1", "heldout_images=16", "amp=none",
+        "workers=0", "checkpoint_every=2", "log_every=1", "eval_every=1000"]
+
+
+def torchvision_resnet18_keys() -> set[str]:
+    """torchvision.models.resnet18().state_dict() keys, written out from its definition."""
+    def bn(prefix):
+        return {f"{prefix}.{n}" for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+
+    keys = {"conv1.weight", "fc.weight", "fc.bias"} | bn("bn1")
+    for layer in range(1, 5):
+        for block in range(2):
+            p = f"layer{layer}.{block}"
+            keys |= {f"{p}.conv1.weight", f"{p}.conv2.weight"} | bn(f"{p}.bn1") | bn(f"{p}.bn2")
+        if layer > 1:
+            keys |= {f"layer{layer}.0.downsample.0.weight"} | bn(f"layer{layer}.0.downsample.1")
+    return keys
+
+
+def test_lr_warms_up_linearly_then_decays_by_cosine_to_zero():
+    s = {**RECIPE, "lr": 0.1, "warmup_iters": 10, "iters": 110}
+    assert lr_at(0, s) == pytest.approx(0.01)
+    assert lr_at(9, s) == pytest.approx(0.1)
+    assert lr_at(10, s) == pytest.approx(0.1)
+    assert lr_at(60, s) == pytest.approx(0.05)  # half-way through the cosine
+    assert lr_at(109, s) == pytest.approx(0.05 * (1 + math.cos(math.pi * 99 / 100)))
+
+
+def test_settings_are_checked_by_name_type_and_range():
+    assert parse_settings(["iters=700", "lr=0.5"])["iters"] == 700
+    with pytest.raises(ValueError, match="unknown pretrain setting 'itres'"):
+        parse_settings(["itres=7"])
+    with pytest.raises(ValueError, match="iters='x' is not a valid int"):
+        parse_settings(["iters=x"])
+    with pytest.raises(ValueError, match="warmup_iters=9 must lie in"):
+        parse_settings(["iters=5", "warmup_iters=9"])
+    with pytest.raises(ValueError, match="depth=34"):
+        parse_settings(["depth=34"])
+
+
+class _Kill(Exception):
+    pass
+
+
+def _killer(at_iter: int):
+    def log(line: str) -> None:
+        if line.startswith("{") and json.loads(line)["iter"] == at_iter:
+            raise _Kill  # after iteration 3's step, before its checkpoint: the last one is iteration 2's
+    return log
+
+
+def test_a_killed_pretraining_resumes_exactly(tmp_path):
+    s = parse_settings(TINY)
+    straight = pretrain(tmp_path / "a", s, log=lambda line: None)
+    with pytest.raises(_Kill):
+        pretrain(tmp_path / "b", s, log=_killer(3))
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["iteration"] == 2
+    with pytest.raises(ValueError, match="already holds a pretraining run"):
+        pretrain(tmp_path / "b", s, log=lambda line: None)
+    with pytest.raises(ValueError, match=r"different recipe \(lr: 0.1 -> 0.2\)"):
+        pretrain(tmp_path / "b", {**s, "lr": 0.2}, resume=True, log=lambda line: None)
+    resumed = pretrain(tmp_path / "b", s, resume=True, log=lambda line: None)
+    a = torch.load(tmp_path / "a" / "resnet18.pth", weights_only=True)
+    b = torch.load(tmp_path / "b" / "resnet18.pth", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["heldout"] == straight["heldout"]
+
+    def losses(run):
+        return [(r["iter"], r["loss"]) for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())]
+    assert losses("a") == losses("b") and [i for i, _ in losses("b")] == [1, 2, 3, 4]
+
+
+def test_the_weights_are_torchvision_resnet18_and_initialise_the_segmentor(tmp_path):
+    summary = pretrain(tmp_path, parse_settings(TINY), log=lambda line: None)
+    full = torch.load(tmp_path / "resnet18.pth", weights_only=True)
+    assert set(full) == torchvision_resnet18_keys() and full["fc.weight"].shape == (128, 512)
+    assert summary["files"]["resnet18_fp16.pth"] == sha256sum(tmp_path / "resnet18_fp16.pth")
+    assert 0 <= summary["heldout"]["top1"] <= summary["heldout"]["top5"] <= 100
+
+    model = build_segmentor("deeplabv2_resnet18_tv", 19, pretrained=tmp_path / "resnet18_fp16.pth")
+    report = model.init_report
+    assert report.layout == "torchvision" and sorted(report.skipped) == ["fc.bias", "fc.weight"]
+    assert not report.unexpected and all(k.startswith(("classifier.", "aux_classifier.")) for k in report.missing)
+    own = model.state_dict()
+    for key, value in full.items():  # the float16 copy is the float32 weights rounded to float16
+        if not key.startswith("fc."):
+            assert torch.equal(own["backbone." + key], value.half().to(value.dtype) if value.is_floating_point() else value)
+
+
+def test_weights_of_another_depth_are_refused_naming_the_first_mismatching_key(tmp_path):
+    pretrain(tmp_path, parse_settings(TINY), log=lambda line: None)
+    with pytest.raises(ValueError) as err:
+        load_pretrained(build_segmentor("deeplabv2_resnet50_tv", 19), tmp_path / "resnet18.pth")
+    message = str(err.value)
+    assert str(tmp_path / "resnet18.pth") in message
+    # conv1 and bn1 have the same shapes in R18 and R50; the first block's first conv is listed first
+    assert "23 tensors: layer1.0.conv1.weight: file (64, 64, 3, 3) vs model (64, 64, 1, 1);" in message
+
+
+def test_the_shipped_demo_resnet18_verifies_and_loads():
+    path = resolve_pretrained("demo_resnet18", "deeplabv2_resnet18_tv", input_norm="imagenet")
+    assert path.is_file() and sha256sum(path) == W.DEMO_RESNET18_SHA256
+    sd = torch.load(path, weights_only=True)
+    assert set(sd) == torchvision_resnet18_keys() and sd["conv1.weight"].dtype == torch.float16
+    model = build_segmentor("deeplabv2_resnet18_tv", 19, pretrained="demo_resnet18", input_norm="imagenet")
+    assert len(model.init_report.loaded) == len(sd) - 2  # everything but fc.*
+    with pytest.raises(ValueError, match="fit arch deeplabv2_resnet18_tv, not 'deeplabv2_resnet18'"):
+        build_segmentor("deeplabv2_resnet18", 19, pretrained="demo_resnet18")
+
+
+def test_missing_or_altered_packaged_weights_say_how_to_rebuild(monkeypatch):
+    spec = W.PRETRAINED_WEIGHTS["demo_resnet18"]
+    monkeypatch.setitem(W.PRETRAINED_WEIGHTS, "demo_resnet18", W.PretrainedWeights(
+        **{**spec.__dict__, "packaged": "models/pretrained/no_such_file.pth"}))
+    with pytest.raises(FileNotFoundError, match=r"missing from this installation .*rebuild them with: udaseg pretrain --out"):
+        resolve_pretrained("demo_resnet18", "deeplabv2_resnet18_tv")
+    monkeypatch.setitem(W.PRETRAINED_WEIGHTS, "demo_resnet18", spec)
+    with pytest.raises(W.WeightsChecksumError, match="rebuild the file with: udaseg pretrain"):
+        resolve_pretrained("demo_resnet18", "deeplabv2_resnet18_tv", sha256="ab" * 32)
+
+
+def test_the_command_line_refuses_a_bad_setting_in_one_line(tmp_path, capsys):
+    assert main(["pretrain", "--out", str(tmp_path / "x"), "lr=-1"]) == 2
+    assert "pretrain setting lr=-1.0 must be a finite number >= 0" in capsys.readouterr().err
