@@ -194,7 +194,7 @@ def test_threads_is_resume_safe():
     ("self_training.blur_prob=-0.5", r"'self_training.blur_prob' must be in \[0, 1\], got -0.5"),
     ("self_training.mic.block_size=0", "'self_training.mic.block_size' must be at least 1, got 0"),
     ("self_training.mic.weight=.nan", "'self_training.mic.weight' must be a finite number, got nan"),
-    ("data.source.rcs.min_crop_ratio=1.5", r"'data.source.rcs.min_crop_ratio' must be in \[0, 1\], got 1.5"),
+    ("data.source.rcs.min_crop_ratio=-0.5", "'data.source.rcs.min_crop_ratio' must be at least 0, got -0.5"),
     ("data.source.rcs.temperature=-.inf", "'data.source.rcs.temperature' must be a finite number, got -inf"),
     # eval.scales: a zero, empty or NaN scale was refused only at evaluation, after the training
     ("eval.scales=[1.0,0]", r"'eval.scales\[1\]' must be greater than 0, got 0"),

@@ -33,7 +33,8 @@ AUTO_OR_BOOL_WORDS = {"train.no_decay_norm": ("all",)}
 AUTO_OR_INT = {"train.threads"}
 # The type of keys whose default is null (unset): a set value must have it.
 OPTIONAL_TYPES = {"model.pretrained": str, "model.pretrained_sha256": str, "data.global_batch_size": int,
-                  "model.feature_stage": int,
+                  "model.feature_stage": int, "model.hrda.fixed_attention": float,
+                  "eval.window": list, "eval.stride": list,
                   "train.init_from": str, "eval.num_classes": int,
                   **{f"data.{d}.{k}": t for d in ("source", "target", "val", "dev")
                      for k, t in (("split", str), ("split_list", str), ("num_classes", int))}}
@@ -58,7 +59,8 @@ BOUNDS = {
     "train.checkpoint_every": (0, True, None, False), "train.keep_every": (0, True, None, False),
     "train.image_every": (0, True, None, False),
     "data.source.rcs.temperature": (0, False, None, False), "data.source.rcs.min_pixels": (0, True, None, False),
-    "data.source.rcs.min_crop_ratio": (0, True, 1, True),
+    # > 1 is meaningful: HRDA's 1024² crops use 2.0 (lhoyer/HRDA configs/hrda/gtaHR2csHR_hrda.py)
+    "data.source.rcs.min_crop_ratio": (0, True, None, False),
     "self_training.alpha": (0, True, 1, True), "self_training.tau": (0, True, 1, True),
     "self_training.weight": (0, True, None, False), "self_training.ignore_top": (0, True, None, False),
     "self_training.ignore_bottom": (0, True, None, False), "self_training.jitter_prob": (0, True, 1, True),
@@ -67,8 +69,16 @@ BOUNDS = {
     "self_training.mic.weight": (0, True, None, False),
     "feature_distance.weight": (0, True, None, False), "feature_distance.scale_min_ratio": (0, True, 1, True),
     "eval.scales": (0, False, None, False),  # else refused only at evaluation, after the training
+    "eval.window": (1, True, None, False), "eval.stride": (1, True, None, False),
+    "model.hrda.scales": (0, False, 1, True), "model.hrda.hr_crop_size": (1, True, None, False),
+    "model.hrda.crop_coord_divisible": (1, True, None, False), "model.hrda.attention_embed_dim": (1, True, None, False),
+    "model.hrda.hr_loss_weight": (0, True, 1, True), "model.hrda.lr_loss_weight": (0, True, 1, True),
+    "model.hrda.fixed_attention": (0, True, 1, True),
 }
-LIST_LENGTHS = {"train.betas": 2, "train.betas_d": 2}
+LIST_LENGTHS = {"train.betas": 2, "train.betas_d": 2, "eval.window": 2, "eval.stride": 2, "model.hrda.scales": 2,
+                "model.hrda.hr_crop_size": 2}
+# list keys whose elements are integers (sizes)
+INT_LISTS = {"eval.window", "eval.stride", "model.hrda.hr_crop_size"}
 
 
 def _dataset_defaults(kind, root, split=None, split_list=None, transforms=None):
@@ -103,6 +113,28 @@ DEFAULTS: dict[str, Any] = {
         # see); null = 4, stride 32 (DAFormer mmseg/models/uda/dacs.py calc_feat_dist: lay = -1).
         # DeepLab-V2 features are always layer4 (the key must stay null there)
         "feature_stage": None,
+        # HRDA multi-resolution training and inference (udaseg/models/hrda.py), daformer_mitbX archs
+        # only; the defaults are lhoyer/HRDA configs/hrda/gtaHR2csHR_hrda.py's
+        "hrda": {
+            "enabled": False,
+            "scales": [1.0, 0.5],  # scales=[1, 0.5]: detail crop at full resolution, context at 0.5
+            "hr_crop_size": [512, 512],  # hr_crop_size=[512, 512]: the detail crop (W, H)
+            # crop_coord_divisible=8: the detail box's origin (output stride 4 × context downscale 2)
+            "crop_coord_divisible": 8,
+            "hr_loss_weight": 0.1,  # decode_head hr_loss_weight=0.1: lambda_d of the detail crop's loss
+            # lr_loss_weight: of the (attention-weighted) context logits' loss; mmseg/models/
+            # decode_heads/hrda_head.py default 0, which the config keeps
+            "lr_loss_weight": 0.0,
+            "attention_classwise": True,  # attention_classwise=True: one attention map per class
+            "attention_embed_dim": 256,  # hrda_head.py attention_embed_dim=256
+            # a constant attention instead of the learned one (the reference's ablation: 0.5); null = learned
+            "fixed_attention": None,
+            # inference (evaluation, predict, the teacher's pseudo-labels): the detail prediction from
+            # sliding detail-crop windows (hr_slide_inference=True), overlapping by half a window
+            # (mmseg/models/segmentors/hrda_encoder_decoder.py hr_slide_overlapping=True)
+            "hr_slide_inference": True,
+            "hr_slide_overlapping": True,
+        },
     },
     "data": {
         "source": {**_dataset_defaults("gta5", "data/GTA5"),
@@ -219,6 +251,12 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 1,
         "flip": False,
         "scales": [1.0],
+        # sliding-window inference (evaluation, periodic validation, predict; the command line's
+        # --sliding / --stride win): windows of (W, H) network-input pixels, logits averaged where
+        # they overlap; null = the whole image. stride null = 2/3 of the window (HRDA: windows
+        # [1024, 1024], stride [512, 512], gtaHR2csHR_hrda.py test_cfg)
+        "window": None,
+        "stride": None,
     },
 }
 
@@ -242,10 +280,11 @@ def _check_type(key: str, default, value) -> Any:
         return value
     if default is None:
         want = OPTIONAL_TYPES.get(key)
-        if want is not None and (not isinstance(value, want) or isinstance(value, bool)):
-            raise ConfigError(f"config key {key!r} must be {'an integer' if want is int else 'a string'} "
-                              f"(or null), got {value!r}")
-        return value
+        ok = (want,) if want is not float else (int, float)
+        if want is not None and (not isinstance(value, ok) or isinstance(value, bool)):
+            what = {int: "an integer", float: "a number", list: "a list"}.get(want, "a string")
+            raise ConfigError(f"config key {key!r} must be {what} (or null), got {value!r}")
+        return float(value) if want is float else value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"config key {key!r} must be true/false, got {value!r}")
@@ -417,7 +456,44 @@ def resolve(raw: dict, overrides=()) -> dict:
     cfg["method"] = merge({"name": name, **mdefaults}, method_update, {"name": "", **mdefaults}, "method.")
     _check_bounds(cfg)
     _check_model(cfg)
+    _check_hrda(cfg)
+    if cfg["eval"]["stride"] is not None and cfg["eval"]["window"] is None:
+        raise ConfigError("config key 'eval.stride' is set, but eval.window is null (no sliding window to step): "
+                          "set eval.window too, or leave eval.stride null")
     return cfg
+
+
+def _check_hrda(cfg: dict) -> None:
+    """``model.hrda`` switched on: a daformer_mitbX arch, settings whose logit grids align
+    (udaseg/models/hrda.py ``check_hrda_settings``), and training crops it can cut the detail crop
+    from (sides multiples of 8 and at least ``hr_crop_size``, where the transforms fix the size)."""
+    from udaseg.models import TRANSFORMER_SEGMENTORS
+    from udaseg.models.hrda import check_hrda_settings
+
+    mc = cfg["model"]
+    hc = mc.get("hrda") or {}
+    if not hc.get("enabled"):
+        return
+    arch = mc["arch"]
+    if TRANSFORMER_SEGMENTORS.get(arch, ("", ""))[1] != "daformer":
+        raise ConfigError(f"config key 'model.hrda.enabled' is true, but {arch} has no DAFormer head: HRDA's scale "
+                          f"attention is defined for DAFormerHead and DLV2Head (lhoyer/HRDA hrda_head.py), and "
+                          f"udaseg supports it on daformer_mitb0..5: set model.arch=daformer_mitbX")
+    w, h = hc["hr_crop_size"]
+    try:
+        factor = check_hrda_settings(hc["scales"], (h, w), hc["crop_coord_divisible"], hc["hr_loss_weight"],
+                                     hc["lr_loss_weight"], hc["fixed_attention"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    from udaseg.engine.mean_teacher import output_size
+
+    unit = 4 * factor
+    for section in ("source", "target"):
+        size = output_size(cfg["data"][section].get("transforms"))
+        if size and (size[0] % unit or size[1] % unit or size[0] < w or size[1] < h):
+            raise ConfigError(f"config key 'data.{section}.transforms' gives {size[0]}x{size[1]} training images, but "
+                              f"HRDA needs sides that are multiples of {unit} and at least model.hrda.hr_crop_size "
+                              f"{w}x{h} (W x H): choose another crop, or a smaller hr_crop_size")
 
 
 def _check_model(cfg: dict) -> None:
@@ -457,12 +533,16 @@ def _check_bounds(cfg: dict) -> None:
             raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {cfg[section][name]!r}")
     for key, bounds in BOUNDS.items():
         node = _get(cfg, key)
-        if isinstance(_get(DEFAULTS, key), list):  # betas, scales: checked element by element
+        if key in OPTIONAL_TYPES and node is None:  # null where the default is null
+            continue
+        if isinstance(_get(DEFAULTS, key), list) or OPTIONAL_TYPES.get(key) is list:  # checked element by element
             want = LIST_LENGTHS.get(key)
             if not isinstance(node, list) or not node or (want and len(node) != want):
                 what = f"a list of {want} numbers" if want else "a non-empty list of numbers"
                 raise ConfigError(f"config key {key!r} must be {what}, got {node!r}")
             for i, v in enumerate(node):
+                if key in INT_LISTS and (not isinstance(v, int) or isinstance(v, bool)):
+                    raise ConfigError(f"config key {key!r} must be a list of integers, got {node!r}")
                 _check_range(f"{key}[{i}]", v, *bounds)
         elif node is not None or key not in OPTIONAL_TYPES:  # null only where the default is null
             _check_range(key, node, *bounds)

@@ -191,7 +191,9 @@ def add_commands(subparsers) -> None:
                                     "dev: the config's data.dev section, the split to choose hyper-parameters on")
     ev.add_argument("--flip", action="store_true", help="average softmax with the horizontally flipped image")
     ev.add_argument("--scales", help="multi-scale test: comma-separated input scales, e.g. 0.75,1.0,1.25")
-    ev.add_argument("--sliding", metavar="W,H", help="sliding-window inference with windows of W×H network-input pixels")
+    ev.add_argument("--sliding", metavar="W,H", help="sliding-window inference with windows of W×H network-input pixels "
+                                                     "(default: the config's eval.window, e.g. HRDA's 1024,1024; "
+                                                     "eval.window=null for none)")
     ev.add_argument("--stride", metavar="W,H", help="sliding-window stride (default 2/3 of the window)")
     ev.add_argument("--out", help="where to write the CSV / JSON (default: each checkpoint's run directory)")
     ev.add_argument("--overwrite", action="store_true",
@@ -222,7 +224,8 @@ def add_commands(subparsers) -> None:
     pr.add_argument("--batch-size", type=int, default=4)
     pr.add_argument("--flip", action="store_true", help="average softmax with the horizontally flipped image")
     pr.add_argument("--scales", help="multi-scale test: comma-separated input scales")
-    pr.add_argument("--sliding", metavar="W,H", help="sliding-window inference window (network-input pixels)")
+    pr.add_argument("--sliding", metavar="W,H", help="sliding-window inference window (network-input pixels; "
+                                                     "default: the config's eval.window)")
     pr.add_argument("--stride", metavar="W,H", help="sliding-window stride (default 2/3 of the window)")
     pr.add_argument("--input-size", default="config",
                     help="what the network sees: 'config' (the val input width of the checkpoint's config, "

@@ -329,7 +329,7 @@ def predict_images(checkpoint, inputs, out_dir, *, batch_size: int = 4, flip=Non
 
     input_size: ``"config"`` (the config's val input width, aspect kept), ``"native"`` (as is) or
     (W, H). flip / scales: None takes the config's ``eval.flip`` / ``eval.scales``. window /
-    stride: (W, H) of sliding windows. overwrite: predict into a non-empty ``out_dir``, replacing
+    stride: (W, H) of sliding windows; None takes ``eval.window`` / ``eval.stride``. overwrite: predict into a non-empty ``out_dir``, replacing
     only what earlier predicts wrote there (:func:`prepare_output`, checked before the checkpoint
     is loaded). Returns (written files per image, skipped inputs: non-images and images that do
     not decode); each skipped file is also named, with its reason, in a warning of its own.
@@ -359,6 +359,8 @@ def predict_images(checkpoint, inputs, out_dir, *, batch_size: int = 4, flip=Non
         input_size = None
     fw = forward_options(cfg, device)  # normalisation, autocast, memory format: the same as evaluation's
     hw = lambda s: None if s is None else (int(s[1]), int(s[0]))  # noqa: E731  (W, H) → torch's (H, W)
+    if window is None:  # the config's sliding window (HRDA's test_cfg slide), as evaluation uses it
+        window, stride = cfg["eval"].get("window"), stride if stride is not None else cfg["eval"].get("stride")
     return predict_with_model(model, cfg["model"]["num_classes"], fw.norm, items, out_dir,
                               batch_size=batch_size, input_size=input_size,
                               flip=cfg["eval"]["flip"] if flip is None else flip,

@@ -13,7 +13,7 @@ import torch
 from udaseg.engine.builders import build_val_loader, load_segmentor, resolve_device
 from udaseg.engine.checkpoint import atomic_write_text, load_checkpoint
 from udaseg.engine.eval_checkpoints import BEST_NOTE, evaluate_state, evaluation_config, run_name
-from udaseg.engine.inference import forward_options, predict_probs
+from udaseg.engine.inference import config_window, forward_options, predict_probs
 from udaseg.engine.run_logger import read_metrics
 from udaseg.reporting import viz
 from udaseg.reporting.report import RunInfo, pick_indices, render_html
@@ -39,12 +39,14 @@ def grid_predictions(model, cfg: dict, dataset, indices: list[int], device) -> l
     """(prediction, normalised entropy) at label resolution for the chosen val items, made as
     evaluation makes them (same inference function and settings)."""
     ec, fw = cfg["eval"], forward_options(cfg, device)
+    window, stride = config_window(cfg)
     out = []
     for i in indices:
         item = dataset[i]
         h, w = item["label"].shape if "label" in item else item["orig_size"]
         probs = predict_probs(model, item["image"][None].to(device), fw.norm, (h, w), flip=ec["flip"],
-                              scales=ec["scales"], autocast_dtype=fw.autocast_dtype, channels_last=fw.channels_last)
+                              scales=ec["scales"], window=window, stride=stride, autocast_dtype=fw.autocast_dtype,
+                              channels_last=fw.channels_last)
         out.append((probs.argmax(1)[0].cpu().numpy().astype(np.uint8), viz.normalized_entropy(probs)[0]))
     return out
 

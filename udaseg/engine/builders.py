@@ -17,7 +17,7 @@ from udaseg.data.transforms import build_transforms
 from udaseg.engine.device_defaults import resolve_aspp_impl
 from udaseg.engine.distributed import DistInfo
 from udaseg.engine.evaluation import EvalResult, eval_class_map, evaluate_mapped
-from udaseg.engine.inference import forward_options
+from udaseg.engine.inference import config_window, forward_options
 from udaseg.engine.memory import restore_malloc_defaults
 from udaseg.engine.sampler import ShardSampler
 from udaseg.models import build_segmentor
@@ -169,13 +169,15 @@ def build_val_loader(cfg: dict, dist: DistInfo | None = None, section: str = "va
 
 
 def evaluate_model(model, cfg: dict, device, loader: DataLoader, dist: DistInfo | None = None) -> EvalResult:
-    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip, scales)
-    and its forward options (normalisation, autocast, memory format: those of ``udaseg evaluate``
-    and ``udaseg predict`` too)."""
+    """Evaluate ``model`` on ``loader`` with the config's eval settings (class set, flip, scales,
+    sliding window) and its forward options (normalisation, autocast, memory format: those of
+    ``udaseg evaluate`` and ``udaseg predict`` too)."""
     k_eval, class_map = eval_class_map(cfg)
     fw = forward_options(cfg, device)
+    window, stride = config_window(cfg)
     return evaluate_mapped(model, loader, k_eval, fw.norm, device, flip=cfg["eval"]["flip"],
-                           scales=tuple(cfg["eval"]["scales"]), autocast_dtype=fw.autocast_dtype,
+                           scales=tuple(cfg["eval"]["scales"]), window=window, stride=stride,
+                           autocast_dtype=fw.autocast_dtype,
                            channels_last=fw.channels_last, class_map=class_map,
                            distributed=dist is not None and dist.enabled)
 
@@ -187,7 +189,8 @@ def segmentor_from_config(mc: dict, aspp_impl: str, *, pretrained: bool = True) 
                            mc["pretrained"] if pretrained else None,
                            pretrained_sha256=mc["pretrained_sha256"] if pretrained else None,
                            aspp_impl=aspp_impl, input_norm=mc["input_norm"],
-                           feature_stage=mc.get("feature_stage"))  # older configs: no key
+                           feature_stage=mc.get("feature_stage"),  # older configs: no key
+                           hrda=mc.get("hrda"))  # older configs: no key (no HRDA)
 
 
 def load_segmentor(state: dict, device) -> torch.nn.Module:

@@ -127,7 +127,8 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
     """Evaluate one loaded checkpoint. Returns (result, settings used, official comparison or None).
 
     flip / scales: None takes ``eval.flip`` / ``eval.scales`` from the config. window / stride:
-    (W, H) of sliding-window inference on the network input, or None. official_dir: write the
+    (W, H) of sliding-window inference on the network input; None takes ``eval.window`` /
+    ``eval.stride`` (a window given here comes with its own stride). official_dir: write the
     predictions there as labelId PNGs and compare with the official Cityscapes script. on_probs:
     see :func:`udaseg.engine.evaluation.evaluate` (probabilities in the model's classes).
     """
@@ -145,6 +146,8 @@ def evaluate_state(state: dict, cfg: dict, path, *, flip=None, scales=None, wind
     device = resolve_device(tc["device"])
     model = load_segmentor(state, device) if model is None else model
     fw = forward_options(cfg, device)  # the same as udaseg predict's
+    if window is None:  # the config's (HRDA's test_cfg slide), unless the command line gave one
+        window, stride = ec.get("window"), stride if stride is not None else ec.get("stride")
     settings = {"flip": bool(ec["flip"] if flip is None else flip),
                 "scales": [float(s) for s in (ec["scales"] if scales is None else scales)],
                 "window": list(window) if window else None, "stride": list(stride) if stride else None,

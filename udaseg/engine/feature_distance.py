@@ -126,9 +126,14 @@ def masked_feature_distance(student: torch.Tensor, frozen: torch.Tensor, mask: t
 
 def encoder_features(model: nn.Module, encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """What ``model(x).features`` is, computed by ``encoder`` (a copy of ``model.backbone``): the
-    ``model.feature_stage`` map of a MiT encoder, layer4 of a DeepLab-V2 ResNet."""
-    from udaseg.models import DeepLabV2, TransformerSegmentor
+    ``model.feature_stage`` map of a MiT encoder, layer4 of a DeepLab-V2 ResNet; for HRDA that map
+    of the context input (x at 0.5: ``feature_scale=0.5``, ``lhoyer/HRDA:configs/hrda/
+    gtaHR2csHR_hrda.py``; its ``dacs.py`` ``calc_feat_dist`` pools the full-resolution label to
+    the LR feature grid, as :func:`thing_mask` does here)."""
+    from udaseg.models import DeepLabV2, HRDASegmentor, TransformerSegmentor
 
+    if isinstance(model, HRDASegmentor):
+        return encoder(model.context_input(x))[model.feature_stage - 1]
     if isinstance(model, TransformerSegmentor):
         return encoder(x)[model.feature_stage - 1]
     if isinstance(model, DeepLabV2):

@@ -7,7 +7,8 @@ about how a prediction is made:
 
 - the uint8 batch is normalised once, at its own size (per-image statistics are the image's);
 - for each scale, the normalised input is resized (bilinear) and run either whole or as
-  overlapping windows (``window``); window logits are averaged where windows overlap;
+  overlapping windows (``window``; a config's ``eval.window`` / ``eval.stride``, read by
+  :func:`config_window`: HRDA's test-time slide); window logits are averaged where windows overlap;
 - logits are upsampled bilinearly with ``align_corners=True`` (as ADVENT / AdaptSegNet / FADA
   upsample to the label size), turned into softmax at the output size, and the softmax is
   averaged over scales and over the horizontally flipped view.
@@ -53,6 +54,15 @@ def forward_options(cfg: dict, device=None) -> ForwardOptions:
         raise ValueError(f"config key 'train.amp' is {amp!r}; expected one of {', '.join(AMP_DTYPES)}")
     return ForwardOptions(norm=cfg["model"]["input_norm"], autocast_dtype=AMP_DTYPES[amp],
                           channels_last=bool(tc["channels_last"]))
+
+
+def config_window(cfg: dict) -> tuple[Size | None, Size | None]:
+    """(window, stride) of a resolved config's ``eval.window`` / ``eval.stride`` — (W, H) there,
+    like every size in a config — in torch's (H, W) order for :func:`predict_probs`; None where
+    unset (older configs: no keys)."""
+    ec = cfg["eval"]
+    hw = lambda s: None if s is None else (int(s[1]), int(s[0]))  # noqa: E731
+    return hw(ec.get("window")), hw(ec.get("stride"))
 
 
 def _upsample(logits: torch.Tensor, size: Size) -> torch.Tensor:

@@ -4,11 +4,16 @@ Per iteration, after the method's own passes (DACS ``trainUDA.py``; DAFormer
 ``mmseg/models/uda/dacs.py``; MIC ``masking_consistent_module.py``):
 
 1. the EMA teacher (``udaseg.engine.teacher``) labels the un-augmented target images:
-   pseudo-labels ŷ = argmax, weight = share of pixels with max probability ≥ τ;
+   pseudo-labels ŷ = argmax, weight = share of pixels with max probability ≥ τ. The teacher runs
+   the segmentor's eval-mode forward: for HRDA (``udaseg.models.hrda``) the whole target crop as
+   context and overlapping detail windows, as the reference's ``generate_pseudo_label``
+   (``encode_decode``) does;
 2. **ClassMix**: half the classes of each source label are pasted onto its target image, labels
    mixed the same way (``udaseg.data.mixing``), then strong augmentation (colour jitter, blur);
    the student learns the mixed labels, pasted pixels with weight 1, the rest with the pseudo
    weight — its own backward;
+   Every student loss goes through ``prediction_terms``, which splits it over the segmentor's
+   extra predictions (HRDA: 0.9 fused + 0.1 detail crop, each student pass with its own crop);
 3. optionally **MIC**: the student sees the strongly augmented target image with random 64×64
    blocks masked and learns the teacher's pseudo-labels of the unmasked image — its own backward;
 4. before the next iteration's passes the teacher takes the EMA of the student
@@ -30,7 +35,7 @@ from udaseg.engine.component import Component, StepContext
 from udaseg.engine.self_training import (block_mask, check_mask_ratio, check_tau, pixel_weighted_cross_entropy,
                                          pseudo_labels, step_generator)
 from udaseg.engine.teacher import TEACHER_BN, EMATeacher, check_alpha
-from udaseg.methods.base import Terms
+from udaseg.methods.base import Terms, prediction_terms
 
 def check_self_training_config(cfg: dict, method) -> None:
     """Bad values name their key; self-training needs labelled source images to mix from.
@@ -189,8 +194,8 @@ class SelfTraining(Component):
                 mixed_labels.append(mix.labels)
                 weights.append(mix.weights)
             out = student(torch.cat(images))
-            loss = pixel_weighted_cross_entropy(out.logits, torch.cat(mixed_labels), torch.cat(weights))
-            return {"st_mix": (c["weight"], loss)}
+            return prediction_terms("st_mix", c["weight"], out, torch.cat(mixed_labels), pixel_weighted_cross_entropy,
+                                    torch.cat(weights))
 
         def mic_pass() -> Terms:
             m = c["mic"]
@@ -201,6 +206,6 @@ class SelfTraining(Component):
                 masks.append(block_mask(x.shape, m["block_size"], m["ratio"], step_generator(self.seed, pos, 2),
                                         device=device))
             out = student(torch.cat(images), mask=torch.cat(masks))
-            return {"st_mic": (m["weight"], pixel_weighted_cross_entropy(out.logits, labels, weight))}
+            return prediction_terms("st_mic", m["weight"], out, labels, pixel_weighted_cross_entropy, weight)
 
         return [mix_pass, mic_pass] if c["mic"]["enabled"] else [mix_pass]

@@ -17,7 +17,7 @@ logged, never optimised.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -91,11 +91,33 @@ class Method:
 
     # -- shared pieces ----------------------------------------------------------------------
     def segmentation_terms(self, out: SegmentorOutput, labels: torch.Tensor, prefix: str = "seg") -> Terms:
-        """L_seg (eq. 1) on the main head, plus λ_seg_aux × L_seg on the aux head if present."""
-        terms: Terms = {prefix: (1.0, L.segmentation_loss(out.logits, labels))}
+        """L_seg (eq. 1) on the main head, plus λ_seg_aux × L_seg on the aux head if present
+        (and the segmentor's extra predictions with their shares: :func:`prediction_terms`)."""
+        terms: Terms = prediction_terms(prefix, 1.0, out, labels, lambda z, y, _: L.segmentation_loss(z, y))
         if out.aux_logits is not None and self.cfg["lambda_seg_aux"] > 0:
             terms[prefix + "_aux"] = (self.cfg["lambda_seg_aux"], L.segmentation_loss(out.aux_logits, labels))
         return terms
+
+
+def prediction_terms(name: str, weight: float, out: SegmentorOutput, labels: torch.Tensor,
+                     loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor], pixel_weight=None) -> Terms:
+    """A segmentation loss term of ``out``, split over the segmentor's extra predictions.
+
+    ``loss(logits, labels, pixel_weight)`` → scalar. Without ``out.extra`` (every segmentor but
+    HRDA's in training) this is ``{name: (weight, loss(out.logits, labels, pixel_weight))}``. With
+    extra predictions e (weights w_e), the main logits keep ``weight·(1 − Σ w_e)`` and each e adds
+    ``{name_e.name: (weight·w_e, loss(e.logits, labels and pixel_weight cut to e.box))}`` — HRDA's
+    ``L = (1 − λ_d)·L(fused) + λ_d·L(detail crop)`` (``lhoyer/HRDA:mmseg/models/decode_heads/
+    hrda_head.py`` ``losses``), for the source loss and the pseudo-label losses alike. The model
+    says what to add; methods and components only call this, so no loop file names HRDA."""
+    extra = getattr(out, "extra", ())
+    if not extra:
+        return {name: (weight, loss(out.logits, labels, pixel_weight))}
+    share = 1.0 - sum(e.weight for e in extra)
+    terms: Terms = {name: (weight * share, loss(out.logits, labels, pixel_weight))}
+    for e in extra:
+        terms[f"{name}_{e.name}"] = (weight * e.weight, loss(e.logits, e.crop(labels), e.crop(pixel_weight)))
+    return terms
 
 
 def upsample_like(logits: torch.Tensor, size) -> torch.Tensor:

@@ -15,6 +15,11 @@ a local original-layout ``mit_bX.pth``:
 
     model = build_segmentor("daformer_mitb5", 19, multi_level=False, bn_mode="trainable",
                             pretrained="pretrained/mit_b5.pth")
+
+HRDA (``hrda.py``): the same arch wrapped for multi-resolution training and inference, with a
+scale-attention head (``daformer_mitbX`` only):
+
+    model = build_segmentor("daformer_mitb5", 19, multi_level=False, hrda={"enabled": True})
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from .deeplabv2 import (
     LAYOUTS,
     ASPPClassifier,
     DeepLabV2,
+    ExtraPrediction,
     LoadReport,
     SegmentorOutput,
     detect_layout,
@@ -37,6 +43,7 @@ from .deeplabv2 import (
 )
 from .discriminators import BinaryDiscriminator, FineGrainedDiscriminator
 from .heads import SEGFORMER_EMBED_DIMS, DAFormerHead, SegFormerHead
+from .hrda import HRDASegmentor, build_hrda
 from .mit import MIT_CONFIGS, MixVisionTransformer, build_mit, load_mit_pretrained
 from .transformer_segmentor import TRANSFORMER_BN_MODES, TransformerSegmentor
 from .weights import (
@@ -87,7 +94,8 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool | None = None
                     pretrained: str | os.PathLike | None = None, *,
                     pretrained_sha256: str | None = None, aspp_impl: str = "taps",
                     input_norm: str | None = None,
-                    feature_stage: int | None = None) -> DeepLabV2 | TransformerSegmentor:
+                    feature_stage: int | None = None,
+                    hrda: dict | None = None) -> DeepLabV2 | TransformerSegmentor | HRDASegmentor:
     """Build a segmentor by name, optionally initialised from a weight file.
 
     Args:
@@ -111,6 +119,9 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool | None = None
             the named weights expect (``"caffe"`` / ``"imagenet"``); not checked for paths.
         feature_stage: transformer archs only: the MiT stage (1–4, default 4) returned as
             ``features``.
+        hrda: a ``model.hrda`` config section (``udaseg.config.DEFAULTS``); when it is given with
+            ``enabled: true``, the segmentor is wrapped in ``HRDASegmentor`` (``build_hrda``; keys
+            left out take HRDA's defaults). ``daformer_mitbX`` archs only.
 
     Transformer archs: ``pretrained`` (a local path, or a name the weights table lists for the
     arch) is loaded into the encoder by ``load_mit_pretrained`` (original NVlabs / smp layout,
@@ -118,6 +129,16 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool | None = None
 
     The returned model has ``model.arch`` set to ``arch``.
     """
+    if hrda is not None and hrda.get("enabled"):
+        if arch not in TRANSFORMER_SEGMENTORS or TRANSFORMER_SEGMENTORS[arch][1] != "daformer":
+            raise ValueError(f"HRDA (model.hrda.enabled) needs a daformer_mitbX arch, got {arch!r}: lhoyer/HRDA "
+                             f"defines its scale attention for DAFormerHead and DLV2Head only (hrda_head.py)")
+        base = _build_transformer(arch, num_classes, multi_level, bn_mode, pretrained, pretrained_sha256,
+                                  input_norm, feature_stage)
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in hrda.items() if k != "enabled"}
+        model = build_hrda(base, num_classes=num_classes, **kw)
+        model.arch, model.init_report = arch, base.init_report
+        return model
     if arch in TRANSFORMER_SEGMENTORS:
         return _build_transformer(arch, num_classes, multi_level, bn_mode, pretrained, pretrained_sha256,
                                   input_norm, feature_stage)
@@ -191,7 +212,9 @@ __all__ = [
     "DAFormerHead",
     "DISCRIMINATORS",
     "DeepLabV2",
+    "ExtraPrediction",
     "FineGrainedDiscriminator",
+    "HRDASegmentor",
     "LAYOUTS",
     "LoadReport",
     "MIT_CONFIGS",
@@ -213,6 +236,7 @@ __all__ = [
     "available_segmentors",
     "available_transformer_segmentors",
     "build_discriminator",
+    "build_hrda",
     "build_mit",
     "build_segmentor",
     "detect_layout",

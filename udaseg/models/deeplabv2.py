@@ -40,6 +40,31 @@ BN_MODES: dict[str, tuple[bool, bool, bool]] = {
 _BN_TYPES = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
+class ExtraPrediction(NamedTuple):
+    """A further prediction a segmentor makes in training, trained with its own share of the
+    segmentation loss (HRDA's detail-crop logits, ``udaseg.models.hrda``).
+
+    name:   suffix of its loss term (``seg`` → ``seg_hr``).
+    logits: (N, K, h, w) prediction of the input's ``box``.
+    box:    (y1, y2, x1, x2) in input pixels that ``logits`` covers; None: the whole input.
+    weight: its share of the segmentation loss; the main ``logits`` keep 1 − Σ weights
+            (``udaseg.methods.base.prediction_terms``).
+    """
+
+    name: str
+    logits: torch.Tensor
+    box: tuple[int, int, int, int] | None
+    weight: float
+
+    def crop(self, t):
+        """``t`` (N, H, W) or (N, C, H, W) cut to ``box``; anything else (a scalar weight, None)
+        unchanged."""
+        if self.box is None or not torch.is_tensor(t) or t.dim() < 3:
+            return t
+        y1, y2, x1, x2 = self.box
+        return t[..., y1:y2, x1:x2]
+
+
 class SegmentorOutput(NamedTuple):
     """What every segmentor returns.
 
@@ -47,11 +72,14 @@ class SegmentorOutput(NamedTuple):
     aux_logits: (N, K, H/8, W/8) prediction of the layer3 head, or None when single-level.
     features:   (N, C, H/8, W/8) layer4 features (C = 2048 for R50/R101, 512 for R18) — what
                 the fine-grained discriminator of FADA / the paper sees.
+    extra:      further predictions with their own loss share (:class:`ExtraPrediction`); empty
+                for every segmentor but HRDA's in training mode.
     """
 
     logits: torch.Tensor
     aux_logits: torch.Tensor | None
     features: torch.Tensor
+    extra: tuple[ExtraPrediction, ...] = ()
 
 
 class ASPPClassifier(nn.Module):

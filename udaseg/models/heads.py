@@ -117,16 +117,25 @@ class DAFormerHead(nn.Module):
     For MiT-B5 and K classes: 263,168 (embeddings) + 262,656 (1×1 branch) + 3 × 273,920
     (separable branches) + 2,359,808 (bottleneck) + 257·K parameters; 3,712,275 for K = 19.
 
+    ``fusion="conv1"``: the fusion is a 1×1 ConvBNReLU instead (``fusion_cfg=dict(type='conv',
+    kernel_size=1, act_cfg=ReLU, norm_cfg=BN)``, DAFormer's ``daformer_conv1`` fusion), what HRDA's
+    scale-attention head uses (``lhoyer/HRDA:mmseg/models/decode_heads/hrda_head.py``: the ``aspp``
+    fusion of the attention head's config replaced so); ``dilations`` is then unused.
+
     Shapes: 4 maps (N, C_i, H/s_i, W/s_i) → (N, K, H/4, W/4).
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, embed_dims: int = 256, channels: int = 256,
-                 dilations: Sequence[int] = (1, 6, 12, 18), dropout_ratio: float = 0.1):
+                 dilations: Sequence[int] = (1, 6, 12, 18), dropout_ratio: float = 0.1, fusion: str = "aspp"):
         super().__init__()
+        if fusion not in ("aspp", "conv1"):
+            raise ValueError(f"DAFormerHead fusion must be aspp or conv1, got {fusion!r}")
         self.in_channels, self.num_classes = tuple(in_channels), num_classes
         # keys 'embed_layers.{i}' as in the reference (a ModuleDict over str(in_index))
         self.embed_layers = nn.ModuleDict({str(i): TokenEmbed(c, embed_dims) for i, c in enumerate(self.in_channels)})
-        self.fuse_layer = ASPPFusion(embed_dims * len(self.in_channels), channels, dilations)
+        fused = embed_dims * len(self.in_channels)
+        self.fuse_layer = (ASPPFusion(fused, channels, dilations) if fusion == "aspp"
+                           else ConvBNReLU(fused, channels, 1))
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
         nn.init.normal_(self.conv_seg.weight, 0.0, 0.01)
