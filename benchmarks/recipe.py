@@ -9,7 +9,7 @@ Writes <out>/recipe.json (per run) and <out>/RECIPE.md (mean ± std, targets met
 import argparse
 import sys
 
-from udaseg.apps.recipe import RUNS, format_markdown, parse_recipe, run_recipes
+from udaseg.apps.recipe import RUNS, TARGETS_BY_VERSION, format_markdown, parse_recipe, run_recipes
 
 
 def main(argv=None):
@@ -21,6 +21,8 @@ def main(argv=None):
                    help="a recipe: config overrides of configs/demo (repeatable)")
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
     p.add_argument("--publish", metavar="DIR", help="also write recipe.json + RECIPE.md here after each run")
+    p.add_argument("--targets", choices=sorted(TARGETS_BY_VERSION), default="v3",
+                   help="which benchmark version's targets to check (v2: from scratch, v3: fine-tuning)")
     args = p.parse_args(argv)
     try:
         recipes = [parse_recipe(t) for t in args.recipe]
@@ -30,7 +32,8 @@ def main(argv=None):
     if not set(runs) <= set(RUNS):
         p.error(f"--runs: unknown {sorted(set(runs) - set(RUNS))}; choose from {', '.join(RUNS)}")
     summary = run_recipes(recipes, args.data, args.out, [int(s) for s in args.seeds.split(",")], runs,
-                          progress=sys.stderr.isatty(), publish_dir=args.publish)
+                          progress=sys.stderr.isatty(), publish_dir=args.publish,
+                          targets=TARGETS_BY_VERSION[args.targets])
     print(format_markdown(summary))
 
 

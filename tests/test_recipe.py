@@ -292,3 +292,48 @@ def test_run_recipes_plan_results_and_resume(fake_study, tmp_path):
 def test_run_recipes_needs_a_complete_benchmark(tmp_path):
     with pytest.raises(FileNotFoundError, match="no complete embedded benchmark"):
         R.run_recipes([("demo", [])], tmp_path / "nothing", tmp_path / "out", log=lambda s: None)
+
+
+def test_v3_targets_are_issue_24s_numbers_and_name_their_checks():
+    assert R.TARGETS_BY_VERSION["v3"] == {"oracle_min": 55.0, "heldout_source_vs_oracle": 1.0,
+                                          "source_only_share": (0.40, 0.65), "cheap_fix_gap_max": 0.30,
+                                          "source_only_std_max": 1.0}
+    v3 = R.TARGETS_BY_VERSION["v3"]
+    # oracle 60, source-only 24 = 40% exactly, AdaBN closes 30% of the gap of 36 exactly
+    res = R.checks(_fig(oracle=60.0, source_only=24.0, heldout_source=60.0, adabn=24.0 + 0.3 * 36.0), v3)
+    assert res == {"oracle >= 55": True, "held-out source >= oracle": True, "source-only 40-65% of oracle": True,
+                   "source-only std <= 1.0": True, "adabn closes <= 30% of the gap": True,
+                   "per_image closes <= 30% of the gap": None}
+    # the same figures fail v3 where v2 would pass them: oracle 52 < 55, source-only 27% < 40%
+    res = R.checks(_fig(oracle=52.0, source_only=14.0), v3)
+    assert res["oracle >= 55"] is False and res["source-only 40-65% of oracle"] is False
+    assert R.checks(_fig(oracle=52.0, source_only=14.0))["source-only 25-60% of oracle"] is True
+
+
+def test_a_diverged_run_is_recorded_and_the_study_goes_on(fake_study, monkeypatch, tmp_path):
+    import json
+
+    import udaseg.engine.stages
+    from udaseg.engine.step import NonFiniteLossError
+
+    trained = []
+
+    def diverging(cfg, run_dir, resume=False, progress=False):
+        trained.append(Path(run_dir).name)
+        if cfg["train"]["lr"] == 1.0:
+            raise NonFiniteLossError("iteration 9: non-finite loss (seg = nan)")
+        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
+
+    monkeypatch.setattr(udaseg.engine.stages, "run_training", diverging)
+    out = tmp_path / "out"
+    summary = R.run_recipes([("hot", ["train.lr=1.0"]), ("ok", ["train.lr=0.02"])], tmp_path, out, seeds=(0,),
+                            runs=("target_only",), log=lambda s: None)
+    assert trained == ["target_only", "target_only"]  # the second recipe still ran
+    stored = json.loads((out / "recipe.json").read_text())
+    assert stored["runs"]["hot/0/target_only"]["diverged"] == "iteration 9: non-finite loss (seg = nan)"
+    assert summary["recipes"]["hot"]["diverged"] == ["0/target_only"] and "oracle" not in summary["recipes"]["hot"]["figures"]
+    assert "Diverged (non-finite loss, no figures): hot (0/target_only)." in R.format_markdown(summary)
+    # a diverged run is a result: a re-run does not train it again
+    trained.clear()
+    R.run_recipes([("hot", ["train.lr=1.0"])], tmp_path, out, seeds=(0,), runs=("target_only",), log=lambda s: None)
+    assert trained == []
