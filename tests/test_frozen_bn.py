@@ -174,8 +174,9 @@ def test_train_mode_does_not_change_frozen_outputs():
     x = torch.randn(2, 3, 40, 48)
     out_eval = model.eval()(x)
     out_train = model.train()(x)
-    for a, b in zip(out_eval, out_train):
+    for a, b in zip(out_eval[:3], out_train[:3]):  # logits, aux_logits, features
         assert torch.equal(a, b)
+    assert out_eval.extra == out_train.extra == ()  # no extra predictions (HRDA only)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in stats.items())
     with torch.no_grad():  # the fused inference path gives the same values
         torch.testing.assert_close(model.eval()(x).logits, out_train.logits, rtol=1e-5, atol=1e-5)

@@ -113,7 +113,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_table_entries():
-    assert available_pretrained() == ["deeplab_imagenet", "torchvision_resnet101"]
+    assert available_pretrained() == ["deeplab_imagenet", "torchvision_resnet101", "demo_resnet18"]
     d, t = PRETRAINED_WEIGHTS["deeplab_imagenet"], PRETRAINED_WEIGHTS["torchvision_resnet101"]
     assert d.url == "https://github.com/valeoai/ADVENT/releases/download/v0.1/DeepLab_resnet_pretrained_imagenet.pth"
     assert (d.filename, d.layout, d.archs, d.input_norm) == (
@@ -123,8 +123,12 @@ def test_table_entries():
     assert (t.filename, t.layout, t.archs, t.input_norm) == (
         "resnet101-5d3b4d8f.pth", "torchvision", ("deeplabv2_resnet101_tv",), "imagenet")
     assert t.sha256 == "5d3b4d8f" and t.sha256 in t.filename  # torchvision: 8-hex prefix in the name
-    for spec in PRETRAINED_WEIGHTS.values():
-        assert spec.url.endswith("/" + spec.filename) and spec.source
+    for spec in PRETRAINED_WEIGHTS.values():  # downloaded ones name their file in the URL
+        assert (spec.url.endswith("/" + spec.filename) if spec.packaged is None else spec.url == "") and spec.source
+    demo = PRETRAINED_WEIGHTS["demo_resnet18"]  # shipped in the package (tests/test_pretrain.py verifies it)
+    assert (demo.packaged, demo.layout, demo.archs, demo.input_norm) == (
+        "models/pretrained/demo_resnet18.pth", "torchvision", ("deeplabv2_resnet18_tv",), "imagenet")
+    assert len(demo.sha256) == 64 and demo.rebuild.startswith("udaseg pretrain --out ")
 
 
 # --------------------------------------------------------------------------- download and cache
