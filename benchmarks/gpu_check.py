@@ -1,24 +1,28 @@
-"""GPU check: the paper's run (``configs/gta5_cityscapes/fgd_ent.yaml``: DeepLab-V2 R101, multi-level,
-frozen BN, fine-grained D + entropy, 1 source 1280×720 + 1 target 1024×512 per GPU) through udaseg's
-real ``Trainer`` — its DataLoader workers, transforms, AMP, checkpoints and ``metrics.jsonl`` — for
+"""GPU check: by default the paper's run (``configs/gta5_cityscapes/fgd_ent.yaml``: DeepLab-V2 R101,
+multi-level, frozen BN, fine-grained D + entropy, 1 source 1280×720 + 1 target 1024×512 per GPU), or
+the step of any config (``--config``: e.g. DAFormer's MiT-B5 recipe) through udaseg's real ``Trainer`` — its DataLoader workers, transforms, AMP, checkpoints and ``metrics.jsonl`` — for
 a few hundred iterations, on synthetic data written to disk in the GTA5 / Cityscapes formats (the
 GPU machine needs no dataset, no weights, no internet). Prints s/iter, images/s, peak GPU memory
-and the projected time of the paper's schedule (20k source-only + 40k adaptation iterations).
+and the projected time of the config's own schedule (fgd_ent.yaml: 20k source-only + 40k adaptation
+iterations; daformer.yaml: 40k).
 
     python benchmarks/gpu_check.py                  # one GPU, 300 iterations: < 8 min
     python benchmarks/gpu_check.py --ddp            # every visible GPU, under torchrun
     python benchmarks/gpu_check.py --amp fp16 --val train.channels_last=true
     python benchmarks/gpu_check.py --config configs/gta5_cityscapes/fgd_ent_st_mic.yaml   # + teacher, ClassMix, MIC, RCS
-        (other --source/--target sizes: also data.source.transforms.crop=[W,H] of the target's size)
+    python benchmarks/gpu_check.py --config configs/gta5_cityscapes/daformer.yaml         # MiT-B5, DACS, RCS, FD
+    python benchmarks/gpu_check.py --config configs/gta5_cityscapes/fgd_ent_daformer.yaml # + the paper's D + entropy
+        (a config's crop larger than a --source/--target size is cut to that size; a smaller crop is kept)
     python benchmarks/gpu_check.py --device cpu --arch deeplabv2_resnet18 --source 64x32 --target 64x32 \\
         --iters 2 --warmup 1 --log-every 1 --source-only-iters 0 --workers 0      # CPU smoke run
 
 Sizes are W×H (width first, as ``eval_throughput.py --input``). Files are written at 1.5× the
 source size (1920×1080 ≈ GTA5's 1914×1052) and 2× the target size (Cityscapes' 2048×1024), so the
 loaders decode and resize as on the real data. No pretrained weights: the random init's BN
-statistics are re-estimated on target images (AdaBN) and its residual branches scaled down before
-training, else it diverges within a few steps (``init_like_pretrained``); only values change, not
-the computation. Extra ``key=value`` arguments are config overrides.
+statistics are re-estimated on target images (AdaBN) and (ResNet) its residual branches scaled down
+before training, else it diverges within a few steps (``init_like_pretrained``); only values change,
+not the computation. Transformer archs (MiT, LayerNorm) get only the AdaBN of their decode head's BN.
+Extra ``key=value`` arguments are config overrides.
 """
 from __future__ import annotations
 
@@ -65,10 +69,13 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)  # --ddp re-launches with some options removed by name
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (a smoke run: use tiny sizes)")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="config file (default: the paper's fgd_ent)")
-    p.add_argument("--arch", help="model.arch (default: the config's, deeplabv2_resnet101)")
-    p.add_argument("--source", type=_size, help="WxH of the source training images (default: the config's, 1280x720)")
-    p.add_argument("--target", type=_size, help="WxH of the target training images (default: the config's, 1024x512)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="config file whose step is measured (default: the paper's gta5_cityscapes/fgd_ent.yaml)")
+    p.add_argument("--arch", help="model.arch (default: the config's; fgd_ent.yaml: deeplabv2_resnet101)")
+    p.add_argument("--source", type=_size, help="WxH of the source training images (default: the config's resize, "
+                                                "1280x720 for GTA5); a larger crop of the config is cut to it")
+    p.add_argument("--target", type=_size, help="WxH of the target training images (default: the config's resize, "
+                                                "1024x512); a larger crop of the config is cut to it")
     p.add_argument("--iters", type=int, default=300, help="adaptation iterations, warm-up included (default 300)")
     p.add_argument("--warmup", type=int, default=40,
                    help="iterations not timed (cuDNN autotuning, loader workers starting); a multiple of "
@@ -140,10 +147,8 @@ def build_configs(args, data: Path) -> tuple[dict, dict | None, dict]:
     ckpt = c if args.warmup < c < args.iters else 0
     ours = [
         {"model": {"pretrained": None}},
-        {"data": {"source": {"root": str(data / "gta5"),
-                             "transforms": {**dc["source"]["transforms"], "resize": list(source)}},
-                  "target": {"root": str(data / "cityscapes"),
-                             "transforms": {**dc["target"]["transforms"], "resize": list(target)}},
+        {"data": {"source": {"root": str(data / "gta5"), "transforms": _resized(dc["source"]["transforms"], source)},
+                  "target": {"root": str(data / "cityscapes"), "transforms": _resized(dc["target"]["transforms"], target)},
                   "val": {"root": str(data / "cityscapes"),
                           "transforms": {**dc["val"]["transforms"], "resize_image": list(target)}}}},
         f"train.device={args.device}", "train.pretrain_iters=0", f"train.iters={args.iters}",
@@ -164,6 +169,33 @@ def build_configs(args, data: Path) -> tuple[dict, dict | None, dict]:
         pre = copy.deepcopy(stage_configs(with_pre)[0][1])  # built as the real pipeline builds stage 1
         pre["train"].update(val_every=0, checkpoint_every=0, pretrain_iters=0)
     return cfg, pre, paper
+
+
+def _resized(transforms: dict, size: tuple[int, int]) -> dict:
+    """The config's transforms at training size ``size`` (W, H): its crop, if larger on a side,
+    cut to ``size`` there (a tiny smoke run of a 512×512-crop config); the default sizes keep
+    every shipped config's crop as it is."""
+    out = {**transforms, "resize": list(size)}
+    if out.get("crop"):
+        out["crop"] = [min(c, s) for c, s in zip(out["crop"], size)]
+    return out
+
+
+def describe_run(cfg: dict) -> str:
+    """What the measured step contains: method, the components it runs with, and for a transformer
+    arch the MiT stage its features (the fine-grained D's input, FD's layer) come from."""
+    from udaseg.engine import components
+    from udaseg.models import TRANSFORMER_SEGMENTORS
+
+    parts = [cfg["method"]["name"], *(c.key for c in components.enabled(cfg))]
+    if cfg["data"]["source"].get("rcs", {}).get("enabled"):
+        parts.append("rcs")
+    text = " + ".join(parts)
+    if cfg["model"]["arch"] in TRANSFORMER_SEGMENTORS:
+        text += f", model.feature_stage {cfg['model']['feature_stage'] or 4}"
+    if (cfg["model"].get("hrda") or {}).get("enabled"):
+        text += ", hrda"
+    return text
 
 
 # ------------------------------------------------------------------------------------- one stage
@@ -300,7 +332,7 @@ def report(args, cfg, adapt: dict, so: dict | None, paper: dict, wall: float) ->
     dev = adapt.get("device_name") or "cpu"
     where = f" ({adapt['device']})" if "device_name" in adapt else ""
     print(f"device: {dev}" + (f" × {world} (DDP, {world} processes)" if world > 1 else where))
-    print(f"run: {Path(args.config).name}, {adapt['method']}, {cfg['model']['arch']}, bn_mode {cfg['model']['bn_mode']}, "
+    print(f"run: {Path(args.config).name}, {describe_run(cfg)}, {cfg['model']['arch']}, bn_mode {cfg['model']['bn_mode']}, "
           f"source {sw}×{sh} + target {tw}×{th}, batch {gb // world} + {gb // world} per process "
           f"({gb} + {gb} global), data.workers {cfg['data']['workers']}")
     print("resolved: " + ", ".join(f"{k} {v}" for k, v in adapt["resolved"].items()))

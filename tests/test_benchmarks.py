@@ -94,6 +94,29 @@ def test_gpu_check_runs_as_a_cpu_smoke(tmp_path):
     assert (tmp_path / "data" / "gta5" / "images" / "00001.png").is_file()
 
 
+def test_gpu_check_measures_a_transformer_config(tmp_path):
+    # --config: the step of the paper's terms on DAFormer's recipe (MiT-B0 here), its 512×512 crops
+    # cut to the tiny training size; the projection is that config's own schedule (40k, no source-only)
+    out = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--config",
+                          "configs/gta5_cityscapes/fgd_ent_daformer.yaml", "--device", "cpu", "--arch", "daformer_mitb0",
+                          "--source", "64x64", "--target", "64x64", "--iters", "2", "--warmup", "1", "--log-every", "1",
+                          "--source-only-iters", "0", "--workers", "0", "--run-dir", str(tmp_path / "runs"),
+                          "--data", str(tmp_path / "data")],
+                         cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert ("run: fgd_ent_daformer.yaml, fgd_ent + self_training + feature_distance + rcs, model.feature_stage 4, "
+            "daformer_mitb0, bn_mode trainable") in out.stdout
+    assert "0 source-only" in out.stdout and "40000 fgd_ent" in out.stdout
+    run = tmp_path / "runs"
+    train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in train if r["kind"] == "train"]
+    assert [r["iter"] for r in train] == [1, 2]
+    assert all({"seg", "adv_fine", "ent", "d_fine_src", "st_mix", "feat_dist"} <= set(r) for r in train)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["data"]["source"]["transforms"]["crop"] == [64, 64] == cfg["data"]["target"]["transforms"]["crop"]
+    assert cfg["train"]["optimizer"] == "adamw" and cfg["model"]["arch"] == "daformer_mitb0"
+
+
 def test_data_pipeline_benchmark_tiny(tmp_path):
     out = subprocess.run([sys.executable, "benchmarks/data_pipeline.py", "--images", "1", "--passes", "1",
                           "--dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=HANG)

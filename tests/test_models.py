@@ -343,7 +343,7 @@ def test_unknown_names():
     assert "patchgan" in str(e.value) and "fine_grained" in str(e.value) and "binary" in str(e.value)
     assert set(available_segmentors()) == {
         f"deeplabv2_resnet{d}{s}" for d in (18, 50, 101) for s in ("", "_tv")
-    }
+    } | {f"{h}_mitb{i}" for h in ("daformer", "segformer") for i in range(6)}
     assert available_discriminators() == ["fine_grained", "binary"]
 
 

@@ -113,7 +113,8 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_table_entries():
-    assert available_pretrained() == ["deeplab_imagenet", "torchvision_resnet101", "demo_resnet18"]
+    assert available_pretrained() == ["deeplab_imagenet", "torchvision_resnet101", "demo_resnet18",
+                                      *(f"mit_b{i}" for i in range(6))]
     d, t = PRETRAINED_WEIGHTS["deeplab_imagenet"], PRETRAINED_WEIGHTS["torchvision_resnet101"]
     assert d.url == "https://github.com/valeoai/ADVENT/releases/download/v0.1/DeepLab_resnet_pretrained_imagenet.pth"
     assert (d.filename, d.layout, d.archs, d.input_norm) == (
@@ -129,6 +130,12 @@ def test_table_entries():
     assert (demo.packaged, demo.layout, demo.archs, demo.input_norm) == (
         "models/pretrained/demo_resnet18.pth", "torchvision", ("deeplabv2_resnet18_tv",), "imagenet")
     assert len(demo.sha256) == 64 and demo.rebuild.startswith("udaseg pretrain --out ")
+    for i in range(6):  # MiT encoders: smp's v0.0.2 release .pth (original NVlabs layout), no published digest
+        m = PRETRAINED_WEIGHTS[f"mit_b{i}"]
+        assert m.url == f"https://github.com/qubvel/segmentation_models.pytorch/releases/download/v0.0.2/mit_b{i}.pth"
+        assert (m.filename, m.layout, m.archs, m.input_norm, m.sha256, m.packaged) == (
+            f"mit_b{i}.pth", "mit", (f"daformer_mitb{i}", f"segformer_mitb{i}"), "imagenet", None, None)
+        assert "segmentation_models.pytorch" in m.source and "v0.0.2" in m.source
 
 
 # --------------------------------------------------------------------------- download and cache
@@ -282,3 +289,47 @@ def test_build_segmentor_by_name_end_to_end(server, monkeypatch, tmp_path):
         build_segmentor("deeplabv2_resnet18", 19, pretrained="deeplab_r18", pretrained_sha256="1" * 64)
     with pytest.raises(ValueError, match="input_norm"):
         build_segmentor("deeplabv2_resnet18", 19, pretrained="deeplab_r18", input_norm="imagenet")
+
+
+def test_named_mit_weights_load_strictly_through_the_cache(server, monkeypatch, tmp_path):
+    """build_segmentor("daformer_mitb5", pretrained="mit_b5"): served once (the table's entry with
+    its URL pointed at the local server), cached as mit_b5.pth, loaded strictly by
+    load_mit_pretrained (head.* skipped); no digest is known, so the download warns with it."""
+    from udaseg.models import build_mit
+
+    torch.manual_seed(0)
+    sd = {k: v.half() for k, v in build_mit("mit_b5").state_dict().items()}  # half: a smaller file
+    sd["head.weight"], sd["head.bias"] = torch.zeros(1000, 512), torch.zeros(1000)  # the ImageNet classifier
+    torch.save(sd, tmp_path / "served.pth")
+    data = (tmp_path / "served.pth").read_bytes()
+    server.routes["/mit_b5.pth"] = (data, "ok")
+    spec = PRETRAINED_WEIGHTS["mit_b5"]
+    monkeypatch.setitem(PRETRAINED_WEIGHTS, "mit_b5", dataclasses.replace(spec, url=server.url("/mit_b5.pth")))
+    with pytest.warns(UserWarning, match=hashlib.sha256(data).hexdigest()):
+        model = build_segmentor("daformer_mitb5", 19, multi_level=False, pretrained="mit_b5")
+    r = model.init_report
+    assert (r.layout, r.path, r.missing, r.unexpected, r.skipped) == (
+        "mit", str(tmp_path / "cache" / "mit_b5.pth"), [], [], ["head.bias", "head.weight"])
+    assert torch.equal(model.backbone.block3[39].attn.kv.weight, sd["block3.39.attn.kv.weight"].float())
+    model = build_segmentor("segformer_mitb5", 19, pretrained="mit_b5", input_norm="imagenet")
+    assert model.init_report.path == r.path and server.count("/mit_b5.pth") == 1  # the cache, not a second fetch
+    with pytest.raises(ValueError, match=r"'mit_b5'.*daformer_mitb5 / segformer_mitb5.*not 'daformer_mitb0'.*"
+                                         r"use 'mit_b0'"):
+        build_segmentor("daformer_mitb0", 19, pretrained="mit_b5")
+    with pytest.raises(ValueError, match="expect model.input_norm='imagenet'"):
+        build_segmentor("daformer_mitb5", 19, pretrained="mit_b5", input_norm="caffe")
+    with pytest.raises(ValueError, match=r"not 'deeplabv2_resnet101'.*use 'deeplab_imagenet'"):
+        build_segmentor("deeplabv2_resnet101", 19, pretrained="mit_b5")
+
+
+def test_named_mit_weights_offline_say_which_file_goes_where(monkeypatch, tmp_path):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/mit_b0.pth"
+    monkeypatch.setitem(PRETRAINED_WEIGHTS, "mit_b0", dataclasses.replace(PRETRAINED_WEIGHTS["mit_b0"], url=url))
+    with pytest.raises(WeightsDownloadError) as e:
+        build_segmentor("daformer_mitb0", 19, multi_level=False, pretrained="mit_b0")
+    msg = str(e.value)
+    assert url in msg and str(tmp_path / "cache" / "mit_b0.pth") in msg and "model.pretrained" in msg
+    assert _leftovers(tmp_path / "cache") == []

@@ -67,13 +67,28 @@ def class_probabilities(
     """The segmenter's detached class probabilities a, as FADA makes them for domain encoding.
 
     softmax(logits / T) in float32, entries above ``clip`` set to ``clip`` (not renormalised, as
-    in FADA), detached. ``size`` (H, W) resizes the *logits* bilinearly first, to match a
-    discriminator output of another resolution. logits (N, K, h, w) → (N, K, H, W).
+    in FADA), detached. ``size`` (H, W) brings a to a discriminator output of another resolution:
+
+    - larger (or equal) on some side — the *logits* are resized bilinearly (align_corners=True)
+      first, as FADA upsamples its logits to the input size (DeepLab-V2: logits and layer4 share
+      stride 8, so only ``loss_resolution: input`` resizes, and always up);
+    - smaller on both sides (a transformer's stride-4 logits against a coarser MiT stage, e.g.
+      stage 4 at stride 32) — the *probabilities* softmax(logits / T) are area-averaged over each
+      D cell (``adaptive_avg_pool2d``: the cell's class shares, as a pooled one-hot label would
+      give), and only then clipped. Bilinear resizing would read one logit pixel per cell (8×
+      subsampling with aliasing) instead of the cell's content.
+
+    logits (N, K, h, w) → (N, K, H, W).
     """
     logits = logits.detach().float()
-    if size is not None and tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
-    probs = F.softmax(logits / temperature, dim=1)
+    size = None if size is None else tuple(size)
+    if size is not None and size != tuple(logits.shape[-2:]) and all(
+            s <= h for s, h in zip(size, logits.shape[-2:])):
+        probs = F.adaptive_avg_pool2d(F.softmax(logits / temperature, dim=1), size)
+    else:
+        if size is not None and size != tuple(logits.shape[-2:]):
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
+        probs = F.softmax(logits / temperature, dim=1)
     if clip is not None:
         probs = probs.clamp(max=clip)
     return probs

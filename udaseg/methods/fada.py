@@ -21,6 +21,13 @@ class FADA(Method):
     - ``loss_resolution: feature`` — D's logits and a are compared at the feature resolution
       (stride 8, where both are computed). FADA upsamples both to the input size first (64×
       more 2K-channel work for the same signal); ``input`` reproduces that.
+
+    Transformer segmentors (``TransformerSegmentor``, e.g. ``daformer_mitb5``) give logits at
+    stride 4 and ``features`` of ``model.feature_stage`` at stride 4·2^(stage−1) (stage 4: 32).
+    With ``loss_resolution: feature`` a is then made at D's coarser size by area-averaging
+    softmax(logits / T) over each D cell before clipping (``losses.class_probabilities``: the
+    cell's class shares, not one subsampled logit pixel); with ``input`` both are upsampled to the
+    input size as in FADA. No auxiliary head: ``lambda_adv_aux`` needs ``multi_level``.
     - ``seg_temperature: 1.0`` — FADA's script also divides the *segmentation* logits by T
       before L_seg. We keep L_seg identical to every other method of the ablation; set 1.8 to
       reproduce the script.

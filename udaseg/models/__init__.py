@@ -11,7 +11,7 @@ Arch names: ``deeplabv2_resnet{18,50,101}`` = Caffe/DeepLab-style backbone (ADVE
 Transformer archs (``available_transformer_segmentors()``): ``daformer_mitb{0..5}`` = MiT encoder +
 DAFormer head, ``segformer_mitb{0..5}`` = MiT encoder + SegFormer all-MLP head (``mit.py``,
 ``heads.py``, ``transformer_segmentor.py``); output stride 4, no auxiliary head, ``pretrained`` =
-a local original-layout ``mit_bX.pth``:
+a local original-layout ``mit_bX.pth`` or the name ``"mit_bX"`` (downloaded once into the cache):
 
     model = build_segmentor("daformer_mitb5", 19, multi_level=False, bn_mode="trainable",
                             pretrained="pretrained/mit_b5.pth")
@@ -75,9 +75,9 @@ DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
 
 
 def available_segmentors() -> list[str]:
-    """DeepLab-V2 names accepted by ``build_segmentor`` (the transformer ones:
-    ``available_transformer_segmentors()``)."""
-    return list(SEGMENTORS)
+    """Every arch name accepted by ``build_segmentor``: the DeepLab-V2 ones, then the transformer
+    ones (``available_transformer_segmentors()``)."""
+    return [*SEGMENTORS, *TRANSFORMER_SEGMENTORS]
 
 
 def available_transformer_segmentors() -> list[str]:
@@ -99,7 +99,7 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool | None = None
     """Build a segmentor by name, optionally initialised from a weight file.
 
     Args:
-        arch: one of ``available_segmentors()`` (DeepLab-V2) or
+        arch: one of ``available_segmentors()``: DeepLab-V2, or one of
             ``available_transformer_segmentors()`` (MiT + DAFormer / SegFormer head).
         num_classes: K (19 for GTA5→Cityscapes, 16 for SYNTHIA→Cityscapes).
         multi_level: add the layer3 auxiliary head (DeepLab-V2; default True). The transformer
@@ -111,7 +111,8 @@ def build_segmentor(arch: str, num_classes: int, multi_level: bool | None = None
             ``load_pretrained``), or a name of ``available_pretrained()`` (``"deeplab_imagenet"``,
             ``"torchvision_resnet101"``), downloaded once into ``$UDASEG_CACHE`` (default
             ``~/.cache/udaseg``; see ``weights.resolve_pretrained``). An existing path wins over a
-            name. The load report is kept as ``model.init_report``.
+            name; transformer archs: ``"mit_b0"`` … ``"mit_b5"`` for their variant. The load report
+            is kept as ``model.init_report``.
         pretrained_sha256: expected SHA-256 of ``pretrained`` (for a name: replaces the table's
             checksum, e.g. to pin ADVENT's file, which has no published digest).
         aspp_impl: ``"taps"`` (fast, default) or ``"dilated_conv"`` (see ``ASPPClassifier``).

@@ -49,7 +49,8 @@ class PretrainedWeights:
     url:        where to download the file from.
     filename:   its name in the cache directory.
     sha256:     full hex SHA-256, a hex prefix of it, or ``None`` (unknown: not verified).
-    layout:     ``"caffe"`` or ``"torchvision"`` (see ``load_pretrained``).
+    layout:     ``"caffe"`` or ``"torchvision"`` (see ``load_pretrained``), or ``"mit"`` (original
+                NVlabs MiT layout, see ``mit.load_mit_pretrained``).
     archs:      the ``build_segmentor`` archs the file fits.
     input_norm: the ``model.input_norm`` the weights were trained with.
     source:     where url and checksum come from.
@@ -113,6 +114,27 @@ PRETRAINED_WEIGHTS: dict[str, PretrainedWeights] = {
         rebuild="udaseg pretrain --out runs/pretrain/demo_resnet18 && cp runs/pretrain/demo_resnet18/"
                 "resnet18_fp16.pth <udaseg package>/models/pretrained/demo_resnet18.pth",
     ),
+    # ImageNet-1k MiT-B0..B5 encoders (mit_b0.pth ... mit_b5.pth) in the original NVlabs key layout
+    # (/work/shared/TRANSFORMERS.md §5a/§5b), loaded strictly by load_mit_pretrained (head.* dropped).
+    # NVlabs itself shares them only via OneDrive / Google Drive folders (NVlabs/SegFormer README,
+    # lhoyer/DAFormer README and tools/download_checkpoints.sh), not a plain URL; the direct .pth URLs
+    # are smp's GitHub release v0.0.2, used by segmentation_models_pytorch 0.3.1-0.4.0
+    # (encoders/mix_transformer.py pretrained_settings "imagenet" url; smp >= 0.5 serves safetensors
+    # from HF smp-hub/mit_bX.imagenet instead). Same key names as the original files (smp's
+    # MixVisionTransformerEncoder pops head.* and loads strictly). Checksum: UNKNOWN (neither smp
+    # nor NVlabs publishes one): the download warns and prints the digest to pin with
+    # model.pretrained_sha256. License: NVIDIA Source Code License, non-commercial (NVlabs/SegFormer LICENSE).
+    **{f"mit_b{i}": PretrainedWeights(
+        url=f"https://github.com/qubvel/segmentation_models.pytorch/releases/download/v0.0.2/mit_b{i}.pth",
+        filename=f"mit_b{i}.pth",
+        sha256=None,
+        layout="mit",
+        archs=(f"daformer_mitb{i}", f"segformer_mitb{i}"),
+        input_norm="imagenet",
+        source="segmentation_models.pytorch GitHub release v0.0.2 (the mit_bX 'imagenet' url of smp 0.3.1-0.4.0, "
+               "encoders/mix_transformer.py); original NVlabs layout, as the OneDrive mit_bX.pth of "
+               "NVlabs/SegFormer; no published checksum",
+    ) for i in range(6)},
 }
 
 
