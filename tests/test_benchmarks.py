@@ -131,6 +131,16 @@ def test_eval_throughput_benchmark_tiny():
     assert "images/s" in out.stdout and "ASPP taps" in out.stdout and "ASPP dilated_conv" in out.stdout
 
 
+def test_transformer_step_benchmark_prints_every_variant_against_fp32():
+    out = subprocess.run([sys.executable, "benchmarks/transformer_step.py", "--arch", "daformer_mitb0", "--size", "64",
+                          "--steps", "1", "--rounds", "1"], cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "daformer_mitb0, 1×64², train step" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| fp32 |") or line.startswith("| bf16")]
+    assert [r.split(" |")[0] for r in rows] == ["| fp32", "| bf16", "| bf16_cl"]
+    assert rows[0].endswith("| 1.00× |")  # the baseline against itself
+
+
 def test_saved_activations_benchmark_tiny():
     out = subprocess.run([sys.executable, "benchmarks/saved_activations.py", "--arch", "deeplabv2_resnet18",
                           "--meta", "gta5=128x64:19", "--cpu", "64x32"], cwd=REPO, capture_output=True, text=True,
