@@ -86,3 +86,14 @@ def tiny_config(root, run_overrides=()):
         "data.val.transforms={resize_image: [32, 16]}",
         "data.workers=0", "train.log_every=1", "train.image_every=0", "train.lr=0.01", "train.lr_d=0.001",
         *run_overrides])
+
+
+def assert_same_tensors(a: dict, b: dict, keys) -> None:
+    """Checkpoints ``a`` and ``b`` hold bit-identical tensors under each of ``keys`` (``"segmentor"``,
+    ``"teacher"`` …): what an exact resume must give."""
+    import torch
+
+    for key in keys:
+        assert a[key].keys() == b[key].keys(), key
+        differ = [k for k in a[key] if not torch.equal(a[key][k], b[key][k])]
+        assert differ == [], f"{key}: {differ[:5]} differ"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures import tiny_benchmark, tiny_config
+from fixtures import assert_same_tensors, tiny_benchmark, tiny_config
 from udaseg.config import ConfigError, load_config
 from udaseg.engine import components
 from udaseg.engine.checkpoint import load_checkpoint
@@ -224,10 +224,7 @@ def test_a_daformer_mitb0_trains_with_self_training_and_feature_distance_and_res
     assert resumed.start_iter == 1
     resumed.train()
     a, b = load_checkpoint(out["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
-    for key in ("segmentor", "teacher"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k}"
+    assert_same_tensors(a, b, ("segmentor", "teacher"))
     sa, sb = a["opt_g"]["state"], b["opt_g"]["state"]
     assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[p][k]), torch.as_tensor(sb[p][k]))
                                           for p in sa for k in sa[p])

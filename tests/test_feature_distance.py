@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from fixtures import tiny_benchmark, tiny_config
+from fixtures import assert_same_tensors, tiny_benchmark, tiny_config
 from udaseg.config import ConfigError, load_config
 from udaseg.engine import components
 from udaseg.engine import feature_distance as FD
@@ -194,9 +194,7 @@ def test_resume_is_exact_and_the_initial_encoder_is_in_the_checkpoint(bench, tmp
     assert all(torch.equal(init[k], v) for k, v in resumed.components[1].encoder.state_dict().items())
     resumed.train()
     a, b = load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
-    for key in ("segmentor", "teacher"):
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k}"
+    assert_same_tensors(a, b, ("segmentor", "teacher"))
     st = b["feature_distance"]
     assert st["origin"] == "initial" and all(torch.equal(init[k], v) for k, v in st["encoder"].items())
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from fixtures import tiny_benchmark, tiny_config
+from fixtures import assert_same_tensors, tiny_benchmark, tiny_config
 from udaseg.config import ConfigError, load_config
 from udaseg.engine import components
 from udaseg.engine.checkpoint import load_checkpoint
@@ -369,9 +369,7 @@ def test_a_tiny_hrda_run_trains_resumes_and_is_evaluated_and_predicted_with_its_
     assert resumed.start_iter == 1
     resumed.train()
     a, b = load_checkpoint(out["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
-    for key in ("segmentor", "teacher"):
-        assert a[key].keys() == b[key].keys()
-        assert [k for k in a[key] if not torch.equal(a[key][k], b[key][k])] == []
+    assert_same_tensors(a, b, ("segmentor", "teacher"))
     assert any(k.startswith("decode_head.scale_attention.") for k in a["segmentor"])
     # evaluate (the config's window) and predict (the same) give the same label maps
     evals = evaluate_checkpoints([out["last"]], out_dir=tmp_path / "eval", official_check=True)

@@ -3,7 +3,7 @@ passes each method gets, and the bad configs that must name their key."""
 import pytest
 import torch
 
-from fixtures import tiny_benchmark, tiny_config
+from fixtures import assert_same_tensors, tiny_benchmark, tiny_config
 from udaseg.engine.checkpoint import load_checkpoint
 from udaseg.engine.trainer import Trainer
 
@@ -32,10 +32,7 @@ def test_resume_with_a_teacher_is_exact(bench, tmp_path):
     assert resumed.start_iter == 4
     resumed.train()
     a, b = load_checkpoint(out["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
-    for key in ("segmentor", "discriminators", "teacher"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
+    assert_same_tensors(a, b, ("segmentor", "discriminators", "teacher"))
     for key in ("opt_g", "opt_d"):
         sa, sb = a[key]["state"], b[key]["state"]
         assert sa.keys() == sb.keys() and len(sa) > 0
