@@ -81,10 +81,14 @@ def _place(r: np.random.Generator, kind: str, size: int) -> np.ndarray:
     return m
 
 
-def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE) -> tuple[np.ndarray, int]:
-    """Image ``index`` of ``split``: (size, size, 3) uint8 RGB and its category."""
+def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown pretraining split {split!r}; expected one of {', '.join(SPLITS)}")
+
+
+def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE) -> tuple[np.ndarray, int]:
+    """Image ``index`` of ``split``: (size, size, 3) uint8 RGB and its category."""
+    _check_split(split)
     label = index % len(CATEGORIES)
     cat = CATEGORIES[label]
     r = np.random.default_rng([seed, SPLITS[split], index])
@@ -109,8 +113,7 @@ class PretrainImages(torch.utils.data.Dataset):
     """``length`` images of ``split`` as (3, size, size) uint8 tensors and int64 labels."""
 
     def __init__(self, split: str, length: int, seed: int = 0, size: int = SIZE, offset: int = 0):
-        if split not in SPLITS:
-            raise ValueError(f"unknown pretraining split {split!r}; expected one of {', '.join(SPLITS)}")
+        _check_split(split)
         self.split, self.length, self.seed, self.size, self.offset = split, length, seed, size, offset
         self.num_classes = len(CATEGORIES)
 

@@ -8,15 +8,10 @@ here looks like a benchmark render, as ImageNet's photographs do not look like G
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from .palette import Palette
 from .pen import Pen
-
-Drawer = Callable[[Pen, np.random.Generator, Palette], None]
-
 
 def _wheel(p: Pen, x, y, r, pal: Palette, hub=None):
     p.circle(x, y, r, pal.dark())
