@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from udaseg.apps.cli import main
-from udaseg.apps.pretrain import RECIPE, lr_at, parse_settings, pretrain
+from udaseg.apps.pretrain import RECIPE, build_classifier, lr_at, make_optimizer, parse_settings, pretrain
 from udaseg.models import build_segmentor, load_pretrained, resolve_pretrained
 from udaseg.models import weights as W
 from udaseg.models.deeplabv2 import sha256sum
 
-TINY = ["depth=18", "iters=4", "batch_size=8", "size=32", "warmup_iters=1", "heldout_images=16", "amp=none",
+TINY = ["arch=resnet18", "iters=4", "batch_size=8", "size=32", "warmup_iters=1", "heldout_images=16", "amp=none",
         "workers=0", "checkpoint_every=2", "log_every=1", "eval_every=1000"]
 
 
@@ -49,8 +49,30 @@ def test_settings_are_checked_by_name_type_and_range():
         parse_settings(["iters=x"])
     with pytest.raises(ValueError, match="warmup_iters=9 must lie in"):
         parse_settings(["iters=5", "warmup_iters=9"])
-    with pytest.raises(ValueError, match="depth=34"):
-        parse_settings(["depth=34"])
+    with pytest.raises(ValueError, match="arch='resnet33': expected one of resnet18, resnet50, resnet101, mit_b0"):
+        parse_settings(["arch=resnet33"])
+    with pytest.raises(ValueError, match=r"unknown pretrain setting 'depth' \(depth=50 is now arch=resnet50\)"):
+        parse_settings(["depth=50"])
+    with pytest.raises(ValueError, match="optimizer='adam': expected 'sgd' or 'adamw'"):
+        parse_settings(["optimizer=adam"])
+
+
+def test_a_mit_run_starts_from_deits_recipe_and_keeps_what_is_given():
+    s = parse_settings(["arch=mit_b0"])
+    assert (s["optimizer"], s["lr"], s["weight_decay"]) == ("adamw", 1.25e-4, 0.05)  # 5e-4 per 512 images, at 128
+    assert parse_settings(["lr=3e-4", "arch=mit_b1"])["lr"] == 3e-4
+    assert parse_settings([])["optimizer"] == "sgd"
+
+
+def test_adamw_leaves_biases_and_norms_undecayed():
+    model = build_classifier("mit_b0", 128)
+    decay, no_decay = make_optimizer(model, parse_settings(["arch=mit_b0"])).param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    named = dict(model.named_parameters())
+    undecayed = {n for n, p in named.items() if any(p is q for q in no_decay["params"])}
+    assert "backbone.norm4.weight" in undecayed and "head.bias" in undecayed
+    assert "backbone.block1.0.attn.q.weight" not in undecayed
+    assert len(decay["params"]) + len(no_decay["params"]) == len(named)
 
 
 class _Kill(Exception):
@@ -110,6 +132,35 @@ def test_weights_of_another_depth_are_refused_naming_the_first_mismatching_key(t
     assert str(tmp_path / "resnet18.pth") in message
     # conv1 and bn1 have the same shapes in R18 and R50; the first block's first conv is listed first
     assert "23 tensors: layer1.0.conv1.weight: file (64, 64, 3, 3) vs model (64, 64, 1, 1);" in message
+
+
+def test_a_run_file_written_before_mit_resumes(tmp_path):
+    """Runs started before the arch / optimizer keys recorded depth=18 and no optimizer (SGD)."""
+    s = parse_settings(TINY)
+    with pytest.raises(_Kill):
+        pretrain(tmp_path, s, log=_killer(3))
+    old = json.loads((tmp_path / "pretrain.json").read_text())
+    del old["arch"], old["optimizer"]
+    (tmp_path / "pretrain.json").write_text(json.dumps({**old, "depth": 18}))
+    pretrain(tmp_path, s, resume=True, log=lambda line: None)
+    assert json.loads((tmp_path / "pretrain.json").read_text())["arch"] == "resnet18"
+    assert (tmp_path / "resnet18.pth").is_file()
+
+
+def test_a_mit_pretraining_writes_the_nvlabs_layout_that_loads_strictly_into_daformer(tmp_path):
+    tiny = [t for t in TINY if not t.startswith("arch=")] + ["arch=mit_b0"]
+    summary = pretrain(tmp_path, parse_settings(tiny), log=lambda line: None)
+    assert set(summary["files"]) == {"mit_b0.pth", "mit_b0_fp16.pth"}
+    full = torch.load(tmp_path / "mit_b0.pth", weights_only=True)
+    assert full["head.weight"].shape == (128, 256) and full["patch_embed1.proj.weight"].shape == (32, 3, 7, 7)
+    model = build_segmentor("daformer_mitb0", 19, pretrained=tmp_path / "mit_b0_fp16.pth")
+    report = model.init_report
+    assert report.layout == "mit" and report.skipped == ["head.bias", "head.weight"]
+    own = model.state_dict()
+    assert len(report.loaded) == len(full) - 2
+    for key, value in full.items():
+        if not key.startswith("head."):
+            assert torch.equal(own["backbone." + key], value.half().to(value.dtype))
 
 
 def test_the_shipped_demo_resnet18_verifies_and_loads():

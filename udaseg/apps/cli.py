@@ -151,12 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "(the change is recorded in the run's history.jsonl)")
     tr.set_defaults(func=_cmd_train)
 
-    pt = sub.add_parser("pretrain", help="train a ResNet classifier on the pretraining set (ImageNet's role)",
+    pt = sub.add_parser("pretrain", help="train a ResNet or MiT classifier on the pretraining set (ImageNet's role)",
                         description="Train the backbone as a classifier on the embedded pretraining set and write "
-                                    "its weights in the torchvision layout (see udaseg/apps/pretrain.py).")
+                                    "its weights in the torchvision (ResNet) or NVlabs (MiT) layout "
+                                    "(see udaseg/apps/pretrain.py).")
     pt.add_argument("--out", required=True, help="run folder (checkpoint, metrics, weights, summary)")
     pt.add_argument("overrides", nargs="*", type=override_arg, metavar="key=value",
-                    help="recipe settings, e.g. iters=6000 depth=50 (see udaseg.apps.pretrain.RECIPE)")
+                    help="recipe settings, e.g. iters=6000 arch=resnet50 or arch=mit_b0 (see udaseg.apps.pretrain.RECIPE)")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     pt.add_argument("--overwrite", action="store_true", help="start again over a run in --out")
     pt.set_defaults(func=_cmd_pretrain)

@@ -1,24 +1,34 @@
-"""``udaseg pretrain``: train a ResNet as a classifier on the pretraining set (ImageNet's role).
+"""``udaseg pretrain``: train a backbone as a classifier on the pretraining set (ImageNet's role).
 
     udaseg pretrain --out runs/pretrain/demo_resnet18                  # the shipped demo_resnet18
     udaseg pretrain --out runs/pretrain/demo_resnet18 --resume         # after a kill: exactly on
     udaseg pretrain --out runs/pretrain/r18_long iters=6000            # recipe keys as key=value
+    udaseg pretrain --out runs/pretrain/mit_b0 arch=mit_b0             # a MiT encoder (DAFormer's)
 
-The net is the plain classification ResNet (``ResNetBackbone(..., "torchvision", output_stride=32)``,
-global average pool, one linear layer), the data ``udaseg.pretraining`` rendered on the fly. The
-run folder gets ``pretrain.json`` (the recipe), ``metrics.jsonl``, ``checkpoint.pt`` (written
+The net is the plain classifier of its family, the data ``udaseg.pretraining`` rendered on the fly:
+
+- ``arch=resnet18`` | ``resnet50`` | ``resnet101``: ``ResNetBackbone(..., "torchvision", output_stride=32)``, global
+  average pool, linear ``fc``; it writes ``resnet{depth}.pth`` in the torchvision layout
+  (``conv1.weight`` … ``fc.*``), which ``model.pretrained`` loads into ``deeplabv2_resnet{depth}_tv``;
+- ``arch=mit_b0`` … ``mit_b5``: the MiT encoder, the mean of its last stage's tokens (after
+  ``norm4``), linear ``head`` — SegFormer's ImageNet classifier; it writes ``mit_bX.pth`` in the
+  original NVlabs layout (``patch_embed1.proj.weight`` … ``head.*``), which ``model.pretrained``
+  loads strictly into ``daformer_mitbX`` / ``segformer_mitbX`` (``head.*`` dropped by name).
+
+The run folder gets ``pretrain.json`` (the recipe), ``metrics.jsonl``, ``checkpoint.pt`` (written
 atomically every ``checkpoint_every`` iterations and on Ctrl-C / SIGTERM), and at the end
-``resnet{depth}.pth`` — a torchvision-layout state dict (``conv1.weight`` … ``fc.*``) that
-``model.pretrained`` loads into a ``deeplabv2_resnet{depth}_tv`` segmentor — its float16 copy
-``resnet{depth}_fp16.pth`` (what the package ships) and ``summary.json`` with the held-out
-accuracy and both files' SHA-256.
+``{arch}.pth``, its float16 copy ``{arch}_fp16.pth`` (what the package ships) and ``summary.json``
+with the held-out accuracy and both files' SHA-256.
 
-Recipe (``RECIPE``): torchvision's classic ImageNet recipe scaled to the set — SGD momentum 0.9,
-weight decay on every parameter (torchvision references/classification, ResNet: lr 0.1 for batch
-256, wd 1e-4), linear warm-up then cosine decay (Goyal et al. 2017 warm-up; cosine as
+Recipe (``RECIPE``), for the ResNets: torchvision's classic ImageNet recipe scaled to the set — SGD
+momentum 0.9, weight decay on every parameter (torchvision references/classification, ResNet: lr
+0.1 for batch 256, wd 1e-4), linear warm-up then cosine decay (Goyal et al. 2017 warm-up; cosine as
 torchvision's newer recipes), label smoothing 0.1 (torchvision's new recipe), bf16 autocast and
 channels_last on the CPU. Chosen from held-out pretraining accuracy alone, before any
-segmentation run.
+segmentation run. For MiT (``MIT_RECIPE``, the defaults an ``arch=mit_bX`` run starts from): the
+DeiT recipe SegFormer's ImageNet pretraining follows (through PVT) — AdamW, lr 5e-4 per 512 images
+(facebookresearch/deit main.py ``--lr 5e-4``, scaled by batch / 512), weight decay 0.05 except on
+biases and norms (timm's ``create_optimizer``), cosine, label smoothing 0.1.
 """
 from __future__ import annotations
 
@@ -36,14 +46,16 @@ from udaseg.engine.inputs import normalize_images
 from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted
 from udaseg.models.backbones import DEPTHS, ResNetBackbone
 from udaseg.models.deeplabv2 import sha256sum
+from udaseg.models.mit import MIT_CONFIGS, build_mit
 from udaseg.pretraining import CATEGORIES, PretrainImages
 
 RECIPE = {
-    "depth": 18,
+    "arch": "resnet18",      # resnet18 | resnet50 | resnet101 | mit_b0 … mit_b5
     "iters": 3000,
     "batch_size": 128,       # one image of every category per batch (labels = index % 128)
+    "optimizer": "sgd",      # "sgd" (momentum, decay on every parameter) | "adamw" (no decay on biases / norms)
     "lr": 0.1,
-    "momentum": 0.9,
+    "momentum": 0.9,         # SGD only
     "weight_decay": 5e-5,
     "warmup_iters": 100,
     "label_smoothing": 0.1,
@@ -52,13 +64,18 @@ RECIPE = {
     "amp": "bf16",           # "bf16" | "none"
     "heldout_images": 6400,  # 50 per category
 }
+# an arch=mit_bX run's defaults (keys given on the command line still win): DeiT's recipe
+MIT_RECIPE = {"optimizer": "adamw", "lr": 5e-4 * 128 / 512, "weight_decay": 0.05}
 # may differ on --resume: they do not change the result
 FREE_KEYS = {"workers": 1, "log_every": 20, "checkpoint_every": 100, "eval_every": 1000}
 RUN_FILE, CHECKPOINT, METRICS = "pretrain.json", "checkpoint.pt", "metrics.jsonl"
+ARCHS = (*(f"resnet{d}" for d in sorted(DEPTHS)), *MIT_CONFIGS)
+# run files written before a key existed: the value those runs used
+_LEGACY = {"optimizer": "sgd"}
 
 
-class Classifier(nn.Module):
-    """ResNet (output stride 32) → global average pool → linear."""
+class ResNetClassifier(nn.Module):
+    """ResNet (output stride 32) → global average pool → linear ``fc``."""
 
     def __init__(self, depth: int, num_classes: int):
         super().__init__()
@@ -68,21 +85,62 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.backbone(x).layer4.mean((2, 3)))
 
-    def torchvision_state_dict(self) -> dict[str, torch.Tensor]:
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
         """The torchvision ``resnet{depth}`` key layout: the backbone's names are torchvision's."""
         sd = {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
         sd["fc.weight"], sd["fc.bias"] = self.fc.weight.detach().clone(), self.fc.bias.detach().clone()
         return sd
 
 
+class MiTClassifier(nn.Module):
+    """MiT encoder → mean of the last stage's tokens → linear ``head`` (SegFormer's ImageNet classifier)."""
+
+    def __init__(self, arch: str, num_classes: int):
+        super().__init__()
+        self.backbone = build_mit(arch)
+        self.head = nn.Linear(self.backbone.embed_dims[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[-1].mean((2, 3)))
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """The original NVlabs ``mit_bX.pth`` layout: the encoder's names plus ``head.*``."""
+        sd = {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
+        sd["head.weight"], sd["head.bias"] = self.head.weight.detach().clone(), self.head.bias.detach().clone()
+        return sd
+
+
+def build_classifier(arch: str, num_classes: int) -> nn.Module:
+    if arch in MIT_CONFIGS:
+        return MiTClassifier(arch, num_classes)
+    return ResNetClassifier(int(arch.removeprefix("resnet")), num_classes)
+
+
+def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
+    if s["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"])
+    # timm create_optimizer(filter_bias_and_bn): biases and norm weights (1-d tensors) are not decayed
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=s["lr"], weight_decay=s["weight_decay"])
+
+
 def parse_settings(overrides: list[str]) -> dict:
     """RECIPE and FREE_KEYS with ``key=value`` overrides, each checked by name, type and range."""
     settings = {**RECIPE, **FREE_KEYS}
+    arch = next((item.partition("=")[2] for item in overrides if item.partition("=")[0] == "arch"), RECIPE["arch"])
+    if arch in MIT_CONFIGS:
+        settings.update(MIT_RECIPE)
     for item in overrides:
         key, _, text = item.partition("=")
         if key not in settings:
-            raise ValueError(f"unknown pretrain setting {key!r}; valid: {', '.join(settings)}")
+            hint = f" (depth={text} is now arch=resnet{text})" if key == "depth" else ""
+            raise ValueError(f"unknown pretrain setting {key!r}{hint}; valid: {', '.join(settings)}")
         kind = type(settings[key])
+        if kind is str:
+            settings[key] = text
+            continue
         try:
             value = kind(text) if kind is not int else int(text)
         except ValueError:
@@ -93,8 +151,10 @@ def parse_settings(overrides: list[str]) -> dict:
 
 
 def _check(s: dict) -> None:
-    if s["depth"] not in DEPTHS:
-        raise ValueError(f"pretrain setting depth={s['depth']}: expected one of {sorted(DEPTHS)}")
+    if s["arch"] not in ARCHS:
+        raise ValueError(f"pretrain setting arch={s['arch']!r}: expected one of {', '.join(ARCHS)}")
+    if s["optimizer"] not in ("sgd", "adamw"):
+        raise ValueError(f"pretrain setting optimizer={s['optimizer']!r}: expected 'sgd' or 'adamw'")
     if s["amp"] not in ("bf16", "none"):
         raise ValueError(f"pretrain setting amp={s['amp']!r}: expected 'bf16' or 'none'")
     for key in ("iters", "batch_size", "size", "workers", "log_every", "checkpoint_every", "eval_every"):
@@ -117,14 +177,14 @@ def lr_at(it: int, s: dict) -> float:
     return 0.5 * s["lr"] * (1 + math.cos(math.pi * t))
 
 
-def _forward(model: Classifier, images: torch.Tensor, amp: str) -> torch.Tensor:
+def _forward(model: nn.Module, images: torch.Tensor, amp: str) -> torch.Tensor:
     x = normalize_images(images, "imagenet").contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
         return model(x).float()
 
 
 @torch.no_grad()
-def heldout_accuracy(model: Classifier, s: dict) -> dict:
+def heldout_accuracy(model: nn.Module, s: dict) -> dict:
     """Top-1 / top-5 on ``heldout_images`` images of the held-out split, and top-1 per kind."""
     was_training = model.training
     model.eval()
@@ -154,13 +214,15 @@ def _open_run(out: Path, s: dict, resume: bool, overwrite: bool) -> dict | None:
     if run_file.exists() and not (resume or overwrite):
         raise ValueError(f"{out} already holds a pretraining run: --resume continues it, --overwrite starts again")
     if overwrite:
-        for name in (RUN_FILE, CHECKPOINT, METRICS, "summary.json", f"resnet{s['depth']}.pth",
-                     f"resnet{s['depth']}_fp16.pth"):
+        for name in (RUN_FILE, CHECKPOINT, METRICS, "summary.json", f"{s['arch']}.pth", f"{s['arch']}_fp16.pth"):
             (out / name).unlink(missing_ok=True)
         return None
     if not resume or not run_file.exists():
         return None
     old = json.loads(run_file.read_text())
+    if "depth" in old:  # written before MiT: the ResNet's depth was the recipe's key
+        old["arch"] = f"resnet{old.pop('depth')}"
+    old = {**_LEGACY, **old}
     changed = [f"{k}: {old.get(k)!r} -> {s[k]!r}" for k in RECIPE if old.get(k) != s[k]]
     if changed:
         raise ValueError(f"{run_file}: --resume with a different recipe ({'; '.join(changed)}); "
@@ -194,8 +256,8 @@ def pretrain(out_dir: str | Path, settings: dict, *, resume: bool = False, overw
         state = _open_run(out, s, resume, overwrite)
         atomic_write_json(out / RUN_FILE, {k: s[k] for k in RECIPE})
         torch.manual_seed(s["seed"])
-        model = Classifier(s["depth"], len(CATEGORIES)).to(memory_format=torch.channels_last)
-        opt = torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"])
+        model = build_classifier(s["arch"], len(CATEGORIES)).to(memory_format=torch.channels_last)
+        opt = make_optimizer(model, s)
         start = 0
         if state is not None:
             model.load_state_dict(state["model"])
@@ -210,7 +272,7 @@ def pretrain(out_dir: str | Path, settings: dict, *, resume: bool = False, overw
         run_lock.release(out)
 
 
-def _train(model: Classifier, opt: torch.optim.Optimizer, s: dict, out: Path, start: int, log) -> None:
+def _train(model: nn.Module, opt: torch.optim.Optimizer, s: dict, out: Path, start: int, log) -> None:
     # image i of the run is image i of the train stream: a resumed run sees the same images
     data = PretrainImages("train", (s["iters"] - start) * s["batch_size"], seed=s["seed"], size=s["size"],
                           offset=start * s["batch_size"])
@@ -252,10 +314,10 @@ def _train(model: Classifier, opt: torch.optim.Optimizer, s: dict, out: Path, st
                 raise TrainingInterrupted(stop.signum, done, out / CHECKPOINT)
 
 
-def _finish(model: Classifier, s: dict, out: Path, log) -> dict:
+def _finish(model: nn.Module, s: dict, out: Path, log) -> dict:
     acc = heldout_accuracy(model, s)
-    sd = model.torchvision_state_dict()
-    full, half = out / f"resnet{s['depth']}.pth", out / f"resnet{s['depth']}_fp16.pth"
+    sd = model.export_state_dict()
+    full, half = out / f"{s['arch']}.pth", out / f"{s['arch']}_fp16.pth"
     save_checkpoint(full, sd)
     save_checkpoint(half, {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()})
     summary = {"recipe": {k: s[k] for k in RECIPE}, "heldout": acc, "categories": len(CATEGORIES),
