@@ -277,7 +277,7 @@ def _few(keys: Sequence[str], n: int = 5) -> str:
     return ", ".join(repr(k) for k in keys[:n]) + more
 
 
-def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """torch.load with weights_only=True; unwrap ``{"segmentor": sd}`` / ``{"state_dict": sd}``."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -395,7 +395,7 @@ def load_pretrained(model: DeepLabV2, path: str | os.PathLike, *, layout: str = 
     if layout != "auto" and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; valid: 'auto', {', '.join(map(repr, LAYOUTS))}")
 
-    sd, meta = _read_state_dict(path)
+    sd, meta = read_state_dict(path)
     found = detect_layout(list(sd))
     if found is None or (layout != "auto" and found != layout):
         expected = _LAYOUT_DESCRIPTIONS[layout] if layout != "auto" else " or ".join(_LAYOUT_DESCRIPTIONS.values())

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udaseg.models.deeplabv2 import LoadReport, _read_state_dict, sha256sum
+from udaseg.models.deeplabv2 import LoadReport, read_state_dict, sha256sum
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def load_mit_pretrained(model: nn.Module, path: str | os.PathLike, *, sha256: st
     if sha256 is not None and sha256sum(path).lower() != sha256.lower():
         raise ValueError(f"{path}: SHA-256 mismatch: expected {sha256.lower()}, got {sha256sum(path)}")
 
-    sd, _ = _read_state_dict(path)  # weights_only; unwraps state_dict/model/segmentor; strips module.
+    sd, _ = read_state_dict(path)  # weights_only; unwraps state_dict/model/segmentor; strips module.
     skipped = sorted(k for k in sd if k.startswith("head."))
     sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
     if not any(_MIT_KEY.match(k) for k in sd):
