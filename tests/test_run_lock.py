@@ -134,6 +134,30 @@ def _signal_finishes_the_step(bench, tmp_path):
     a, b = load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     for k in a["segmentor"]:
         assert (a["segmentor"][k] == b["segmentor"][k]).all(), k
+def test_an_exception_out_of_train_ends_the_loader_workers(bench, tmp_path):
+    """The workers ignore SIGTERM, so while a traceback keeps their iterators alive Python's exit
+    (multiprocessing terminates daemonic children with SIGTERM, then joins them) waited for them
+    forever: benchmarks/recipe.py hung so after a scheduler's SIGTERM. train() ends them itself."""
+    import multiprocessing
+
+    t = Trainer(tiny_config(bench, ["train.iters=5", "train.val_every=0", "data.workers=1"]), tmp_path, progress=False)
+    before = set(multiprocessing.active_children())
+    step = t.step
+
+    def step_then_fail(it, batches):
+        out = step(it, batches)
+        if it == 1:
+            raise RuntimeError("boom")
+        return out
+    t.step = step_then_fail
+    with pytest.raises(RuntimeError, match="boom") as info:
+        t.train()
+    assert info.value.__traceback__ is not None  # the traceback (and its frames) is still held here
+    assert before, "the trainer's loaders started no worker process"
+    assert not before & set(multiprocessing.active_children())  # every worker has ended
+    assert all(p.exitcode == 0 for p in before)  # on torch's own shutdown request, not killed
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_sigterm_to_the_command_saves_prints_the_resume_command_and_exits_143(bench, tmp_path, workers):
     """As a scheduler stops a job: SIGTERM to every process of it, loader workers included (they

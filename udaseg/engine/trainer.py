@@ -65,6 +65,24 @@ class Trainer(RunState):
         without that iteration's validation, checkpoint or snapshot; calling ``train`` again on
         this trainer runs them, then continues, the loaders going on: the uninterrupted run).
         Returns {"last": path, "best": path or None, "best_miou", "iter"}."""
+        try:
+            return self._train(stop_at)
+        except BaseException:
+            self.end_loader_workers()
+            raise
+
+    def end_loader_workers(self) -> None:
+        """End the loader workers now. They ignore SIGINT / SIGTERM (``builders._worker_init``), so
+        when an exception (a stop signal's included) leaves the caller's traceback holding their
+        iterators, Python's exit would terminate them with a SIGTERM they ignore and wait for
+        them forever: a study script (``benchmarks/recipe.py``) hung so after a scheduler's SIGTERM."""
+        for it in self._iters.values():
+            shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process iterator only
+            if shutdown is not None:
+                shutdown()
+        self._iters = {}
+
+    def _train(self, stop_at: int | None) -> dict:
         tc = self.cfg["train"]
         total = tc["iters"]
         it = self.start_iter
