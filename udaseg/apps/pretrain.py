@@ -7,9 +7,10 @@
 
 The net is the plain classifier of its family, the data ``udaseg.pretraining`` rendered on the fly:
 
-- ``arch=resnet18`` | ``resnet50`` | ``resnet101``: ``ResNetBackbone(..., "torchvision", output_stride=32)``, global
-  average pool, linear ``fc``; it writes ``resnet{depth}.pth`` in the torchvision layout
-  (``conv1.weight`` … ``fc.*``), which ``model.pretrained`` loads into ``deeplabv2_resnet{depth}_tv``;
+- ``arch=resnet18`` | ``resnet50`` | ``resnet101``: ``ResNetBackbone(..., "torchvision",
+  output_stride=32)``, global average pool, linear ``fc``; it writes ``resnet{depth}.pth`` in the
+  torchvision layout (``conv1.weight`` … ``fc.*``), which ``model.pretrained`` loads into
+  ``deeplabv2_resnet{depth}_tv``;
 - ``arch=mit_b0`` … ``mit_b5``: the MiT encoder, the mean of its last stage's tokens (after
   ``norm4``), linear ``head`` — SegFormer's ImageNet classifier; it writes ``mit_bX.pth`` in the
   original NVlabs layout (``patch_embed1.proj.weight`` … ``head.*``), which ``model.pretrained``
