@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,3 +194,25 @@ def test_missing_or_altered_packaged_weights_say_how_to_rebuild(monkeypatch):
 def test_the_command_line_refuses_a_bad_setting_in_one_line(tmp_path, capsys):
     assert main(["pretrain", "--out", str(tmp_path / "x"), "lr=-1"]) == 2
     assert "pretrain setting lr=-1.0 must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_sigterm_to_the_whole_job_saves_and_says_how_to_resume(tmp_path):
+    """As a scheduler stops a job: SIGTERM to the command and its loader worker. The worker used to
+    die of it and torch aborted the run with a traceback before anything was saved."""
+    out = tmp_path / "run"
+    argv = ["pretrain", "--out", str(out), "iters=2000", "batch_size=8", "size=32", "heldout_images=16",
+            "amp=none", "workers=1", "log_every=1", "checkpoint_every=1000"]
+    proc = subprocess.Popen([sys.executable, "-m", "udaseg", *argv], cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)  # the process group: the command and its loader worker
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    it = torch.load(out / "checkpoint.pt", weights_only=True)["iteration"]
+    assert 2 <= it < 2000
+    assert f"interrupted by SIGTERM after iteration {it}" in err and "--resume" in err
+    assert "Traceback" not in err

@@ -44,7 +44,8 @@ from torch import nn
 
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text, save_checkpoint
 from udaseg.engine.inputs import normalize_images
-from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted
+from udaseg.engine.builders import loader_worker_init
+from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted, loader_iteration
 from udaseg.models.backbones import DEPTHS, ResNetBackbone
 from udaseg.models.deeplabv2 import sha256sum
 from udaseg.models.mit import MIT_CONFIGS, build_mit
@@ -190,7 +191,8 @@ def heldout_accuracy(model: nn.Module, s: dict) -> dict:
     was_training = model.training
     model.eval()
     data = PretrainImages("heldout", s["heldout_images"], seed=s["seed"], size=s["size"])
-    loader = torch.utils.data.DataLoader(data, batch_size=256, num_workers=s["workers"])
+    loader = torch.utils.data.DataLoader(data, batch_size=256, num_workers=s["workers"],
+                                         worker_init_fn=loader_worker_init)
     top1 = top5 = n = 0
     kinds: dict[str, list[int]] = {}
     for images, labels in loader:
@@ -277,8 +279,10 @@ def _train(model: nn.Module, opt: torch.optim.Optimizer, s: dict, out: Path, sta
     # image i of the run is image i of the train stream: a resumed run sees the same images
     data = PretrainImages("train", (s["iters"] - start) * s["batch_size"], seed=s["seed"], size=s["size"],
                           offset=start * s["batch_size"])
+    # workers ignore SIGINT / SIGTERM (a scheduler signals every process of the job; one killed
+    # would make torch abort before the checkpoint): the main process stops and saves
     loader = torch.utils.data.DataLoader(data, batch_size=s["batch_size"], num_workers=s["workers"],
-                                         persistent_workers=False)
+                                         persistent_workers=False, worker_init_fn=loader_worker_init)
 
     def save(it: int) -> None:
         save_checkpoint(out / CHECKPOINT, {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -286,8 +290,8 @@ def _train(model: nn.Module, opt: torch.optim.Optimizer, s: dict, out: Path, sta
 
     model.train()
     t0, seen = time.time(), 0
-    with StopOnSignal() as stop, open(out / METRICS, "a") as metrics:
-        for it, (images, labels) in enumerate(loader, start):
+    with StopOnSignal() as stop, open(out / METRICS, "a") as metrics, loader_iteration(loader) as batches:
+        for it, (images, labels) in enumerate(batches, start):
             for g in opt.param_groups:
                 g["lr"] = lr_at(it, s)
             loss = F.cross_entropy(_forward(model, images, s["amp"]), labels, label_smoothing=s["label_smoothing"])

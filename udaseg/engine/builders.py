@@ -94,7 +94,7 @@ def git_revision() -> str:
     return "unknown"
 
 
-def _worker_init(worker_id: int) -> None:
+def loader_worker_init(worker_id: int) -> None:
     # A forked worker inherits the trainer's malloc tuning, which keeps freed memory for the
     # training step's large buffers; a loader worker would only hold on to it.
     restore_malloc_defaults()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -60,3 +62,25 @@ class StopOnSignal:
         flag = torch.tensor([self.signum], device=device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return int(flag.item())
+
+
+def end_loader_workers(iterators: Iterable) -> None:
+    """End the worker processes of DataLoader iterators now. Loader workers ignore SIGINT / SIGTERM
+    (``builders.loader_worker_init``: the main process decides), so when an exception (a stop
+    signal's included) leaves a traceback holding their iterators, Python's exit terminates them
+    with a SIGTERM they ignore and then waits for them forever."""
+    for it in iterators:
+        shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process iterator only
+        if shutdown is not None:
+            shutdown()
+
+
+@contextmanager
+def loader_iteration(loader) -> Iterator:
+    """``iter(loader)``, whose workers end if an exception leaves the block (``end_loader_workers``)."""
+    it = iter(loader)
+    try:
+        yield it
+    except BaseException:
+        end_loader_workers([it])
+        raise

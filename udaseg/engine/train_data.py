@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch.utils.data import DataLoader
 
 from udaseg.data.rcs import RareClassCropDataset, RareClassSampler, class_pixel_stats
-from udaseg.engine.builders import _worker_init, build_split, build_val_loader
+from udaseg.engine.builders import build_split, build_val_loader, loader_worker_init
 from udaseg.engine.distributed import DistInfo, barrier
 from udaseg.engine.sampler import InfiniteBatchSampler
 
@@ -20,7 +20,7 @@ def train_loaders(cfg: dict, method, components, dist: DistInfo, batch_size: int
         sampler = sampler or InfiniteBatchSampler(len(ds), batch_size, seed=seed, start_batch=start_iter,
                                                   rank=dist.rank, world_size=dist.world_size)
         workers = cfg["data"]["workers"]
-        return DataLoader(ds, batch_sampler=sampler, num_workers=workers, worker_init_fn=_worker_init,
+        return DataLoader(ds, batch_sampler=sampler, num_workers=workers, worker_init_fn=loader_worker_init,
                           pin_memory=cfg["data"]["pin_memory"] and device.type == "cuda",
                           persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
 

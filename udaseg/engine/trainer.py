@@ -14,7 +14,7 @@ from pathlib import Path
 from udaseg.engine.builders import build_val_loader, evaluate_model
 from udaseg.engine.distributed import DistInfo, barrier
 from udaseg.engine.evaluation import EvalResult
-from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted
+from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted, end_loader_workers
 from udaseg.engine.run_logger import prediction_images
 from udaseg.engine.run_state import BEST, LAST, RunState
 from udaseg.engine.step import NonFiniteLossError, Step  # noqa: F401  (NonFiniteLossError: importable here, as before)
@@ -72,14 +72,10 @@ class Trainer(RunState):
             raise
 
     def end_loader_workers(self) -> None:
-        """End the loader workers now. They ignore SIGINT / SIGTERM (``builders._worker_init``), so
-        when an exception (a stop signal's included) leaves the caller's traceback holding their
-        iterators, Python's exit would terminate them with a SIGTERM they ignore and wait for
-        them forever: a study script (``benchmarks/recipe.py``) hung so after a scheduler's SIGTERM."""
-        for it in self._iters.values():
-            shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process iterator only
-            if shutdown is not None:
-                shutdown()
+        """End the loader workers now (``interrupt.end_loader_workers``: with a traceback holding
+        their iterators, Python's exit would wait for them forever — a study script,
+        ``benchmarks/recipe.py``, hung so after a scheduler's SIGTERM)."""
+        end_loader_workers(self._iters.values())
         self._iters = {}
 
     def _train(self, stop_at: int | None) -> dict:
