@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from udaseg.apps.ablation import parse_probe, run_ablation
+from udaseg.engine.interrupt import study_exit_code
 
 
 def main(argv=None):
@@ -39,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(study_exit_code(main))

@@ -11,6 +11,7 @@ import sys
 
 from udaseg.apps.ablation import parse_probe
 from udaseg.apps.dev_grid import GRID, GRID_SEED, format_markdown, run_grid
+from udaseg.engine.interrupt import study_exit_code
 
 
 def main(argv=None):
@@ -36,4 +37,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(study_exit_code(main))

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from udaseg.apps.recipe import RUNS, TARGETS_BY_VERSION, format_markdown, parse_recipe, run_recipes
+from udaseg.engine.interrupt import study_exit_code
 
 
 def main(argv=None):
@@ -38,4 +39,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(study_exit_code(main))

@@ -134,6 +134,19 @@ def _signal_finishes_the_step(bench, tmp_path):
     a, b = load_checkpoint(full["last"]), load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
     for k in a["segmentor"]:
         assert (a["segmentor"][k] == b["segmentor"][k]).all(), k
+def test_a_study_stopped_by_a_signal_exits_128_plus_it_in_one_line(capsys):
+    from udaseg.engine.interrupt import study_exit_code
+
+    def stopped(at):
+        raise TrainingInterrupted(signal.SIGTERM, at, Path("runs/x/checkpoints/last.pt"))
+    assert study_exit_code(stopped, 7) == 143
+    assert capsys.readouterr().err == ("interrupted by SIGTERM after iteration 7; saved runs/x/checkpoints/last.pt; "
+                                       "run the same command again to resume\n")
+    assert study_exit_code(lambda: None) == 0
+    with pytest.raises(ValueError, match="bad"):  # anything else is not a stop: it propagates
+        study_exit_code(lambda: (_ for _ in ()).throw(ValueError("bad")))
+
+
 def test_an_exception_out_of_train_ends_the_loader_workers(bench, tmp_path):
     """The workers ignore SIGTERM, so while a traceback keeps their iterators alive Python's exit
     (multiprocessing terminates daemonic children with SIGTERM, then joins them) waited for them

@@ -5,6 +5,7 @@ Under DDP every rank stops after the same iteration (the request is all-reduced 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -84,3 +85,15 @@ def loader_iteration(loader) -> Iterator:
     except BaseException:
         end_loader_workers([it])
         raise
+
+
+def study_exit_code(main, *args) -> int:
+    """Run a resumable study's ``main(*args)`` (``benchmarks/recipe.py``, ``ablation.py``,
+    ``dev_grid.py``): a stop signal ends it with one line saying that re-running resumes, and the
+    exit code 128 + the signal's number, as ``udaseg train`` — not a traceback."""
+    try:
+        main(*args)
+    except TrainingInterrupted as exc:
+        print(f"{exc}; run the same command again to resume", file=sys.stderr)
+        return exc.exit_code
+    return 0
