@@ -261,3 +261,19 @@ def test_ddp_noise_benchmark_tiny():
     assert len(rows) == 2, out.stdout
     for row in rows:
         assert float(row.split("|")[4]) < 1e-12, row
+
+
+def test_the_transformer_smoke_row_config_trains_and_evaluates_on_the_embedded_benchmark(tiny_demo, tmp_path):
+    """configs/demo/daformer.yaml (BENCHMARKS.md: the transformer path's smoke row): MiT-B0 + DAFormer
+    head with self-training and rare-class sampling, through the demo's loaders, trainer and evaluator."""
+    from udaseg.apps.ablation import evaluate_checkpoint
+    from udaseg.apps.pipeline import demo_config
+    from udaseg.engine.stages import run_training
+
+    cfg = demo_config("daformer", tiny_demo, 0, ["train.iters=2", "train.warmup_iters=1", *TINY])
+    assert (cfg["model"]["arch"], cfg["self_training"]["enabled"], cfg["data"]["source"]["rcs"]["enabled"]) == (
+        "daformer_mitb0", True, True)
+    last = run_training(cfg, tmp_path / "run", progress=False)["main"]["last"]
+    result = evaluate_checkpoint(last, cfg)
+    assert len(result["iou"]) == 19 and 0.0 <= result["miou"] <= 1.0
+    assert sum(result["predicted_fractions"]) == pytest.approx(1.0)
