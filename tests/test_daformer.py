@@ -186,6 +186,8 @@ def test_daformer_configs_are_daformers_final_recipe(folder, resize, things):
     assert (data["global_batch_size"], data["source"]["transforms"]["crop"], data["target"]["transforms"]["crop"]) == (
         2, [512, 512], [512, 512])
     assert data["source"]["transforms"]["resize"] == resize and data["target"]["transforms"]["resize"] == [1024, 512]
+    # the source crop's cat_max_ratio as the reference; the reference's target one reads target labels: not copied
+    assert data["source"]["transforms"]["cat_max_ratio"] == 0.75 and "cat_max_ratio" not in data["target"]["transforms"]
     assert cfg["method"]["name"] == "source_only"
     assert (st["enabled"], st["alpha"], st["tau"], st["pseudo_weight"], st["ignore_top"], st["ignore_bottom"]) == (
         True, 0.999, 0.968, "batch", 15, 120)

@@ -321,7 +321,8 @@ def test_hrda_configs_are_hrdas_recipe(folder, resize, seed, classes):
                      "hr_loss_weight": 0.1, "lr_loss_weight": 0.0, "attention_classwise": True,
                      "attention_embed_dim": 256, "fixed_attention": None, "hr_slide_inference": True,
                      "hr_slide_overlapping": True}
-        assert data["source"]["transforms"] == {"resize": resize, "crop": [1024, 1024], "hflip": 0.5}
+        assert data["source"]["transforms"] == {"resize": resize, "crop": [1024, 1024], "cat_max_ratio": 0.75,
+                                                "hflip": 0.5}  # HRDA's source RandomCrop; its target crop has none
         assert data["target"]["transforms"] == {"resize": [2048, 1024], "crop": [1024, 1024], "hflip": 0.5}
         assert data["val"]["transforms"] == {"resize_image": [2048, 1024]}
         assert data["source"]["rcs"] == {"enabled": True, "temperature": 0.01, "min_pixels": 3000,

@@ -333,3 +333,18 @@ def test_a_finished_trainer_is_freed_without_the_garbage_collector(bench, tmp_pa
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_cat_max_ratio_on_an_unlabelled_target_is_refused_and_works_where_labels_are_read(bench, tmp_path):
+    """DAFormer's pipeline picks target crops with the target's ground truth; an adaptation run
+    here must not read it, so the key is refused there — and honoured where target labels are the
+    training data (the oracle)."""
+    from udaseg.config import ConfigError
+
+    crop = ["data.target.transforms.crop=[32,16]", "data.target.transforms.cat_max_ratio=0.75",
+            "train.iters=1", "train.val_every=0"]
+    with pytest.raises(ConfigError, match=r"'data.target.transforms.cat_max_ratio' chooses crops by their labels, "
+                                          r"but minent trains on unlabelled target images"):
+        Trainer(tiny_config(bench, ["method.name=minent", *crop]), tmp_path / "a", progress=False)
+    out = Trainer(tiny_config(bench, ["method.name=target_only", *crop]), tmp_path / "b", progress=False).train()
+    assert out["iter"] == 1

@@ -46,6 +46,65 @@ def test_crop_window_and_padding():
     assert (im3[4] == 0).all() and (lab3[:4, :6] == label).all()
 
 
+class _Scripted:
+    """A stand-in rng whose ``integers`` draws come from a list, to follow each window drawn."""
+
+    def __init__(self, draws):
+        self.draws, self.calls = list(draws), 0
+
+    def integers(self, low, high):
+        self.calls += 1
+        value = self.draws.pop(0)
+        assert low <= value < high
+        return value
+
+
+def _stripes():
+    """4×8 label: columns 0-3 all class 1 (a window there is one class), columns 4-7 class 2 in rows
+    0-2 and class 3 in row 3, column 7 ignore (255)."""
+    label = np.ones((4, 8), np.uint8)
+    label[:, 4:] = 2
+    label[3, 4:] = 3
+    label[:, 7] = 255
+    return np.zeros((4, 8, 3), np.uint8), label
+
+
+def test_cat_max_ratio_redraws_a_window_dominated_by_one_class():
+    image, label = _stripes()
+    crop = T.RandomCrop((4, 4), cat_max_ratio=0.75)
+    # x=0: class 1 only -> redrawn; x=4: classes 2 (9 px) and 3 (3 px) of 12 labelled = 0.75, not
+    # below 0.75 -> redrawn; x=3: class 1 4 px, 2 9 px, 3 3 px of 16: 9/16 < 0.75 -> taken
+    rng = _Scripted([0, 0, 0, 4, 0, 3])
+    _, out = crop(image, label, rng)
+    assert rng.calls == 6 and out.tolist() == label[:, 3:7].tolist()
+
+
+def test_cat_max_ratio_takes_an_eleventh_window_unchecked_after_ten_misses():
+    image, label = _stripes()
+    rng = _Scripted([0, 0] * 10 + [0, 1])  # ten one-class windows, then the 11th (x=1): also one class
+    _, out = T.RandomCrop((4, 4), cat_max_ratio=0.75)(image, label, rng)
+    assert rng.calls == 22 and out.tolist() == label[:, 1:5].tolist()
+
+
+def test_cat_max_ratio_of_one_draws_one_window_as_before():
+    image, label = _stripes()
+    rng = _Scripted([0, 0])
+    _, out = T.RandomCrop((4, 4))(image, label, rng)
+    assert rng.calls == 2 and out.tolist() == label[:, :4].tolist()
+
+
+def test_cat_max_ratio_needs_labels_and_a_crop():
+    image, _ = _stripes()
+    with pytest.raises(ValueError, match="'cat_max_ratio' .*chooses crops by their labels, and these images have none"):
+        T.RandomCrop((4, 4), cat_max_ratio=0.75)(image, None, _Scripted([0, 0]))
+    assert T.RandomCrop((4, 4))(image, None, _Scripted([0, 0]))[1] is None
+    with pytest.raises(ValueError, match="'cat_max_ratio' is 0.75: it needs a 'crop'"):
+        T.build_transforms({"cat_max_ratio": 0.75})
+    with pytest.raises(ValueError, match="'cat_max_ratio' is 1.5"):
+        T.build_transforms({"crop": [4, 4], "cat_max_ratio": 1.5})
+    assert T.build_transforms({"crop": [4, 4], "cat_max_ratio": 0.75}).transforms[0].cat_max_ratio == 0.75
+
+
 def test_resize_label_nearest_keeps_ids():
     image, label = _pair(4, 6)
     im2, lab2 = T.Resize((12, 8))(image, label, None)

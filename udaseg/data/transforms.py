@@ -81,9 +81,18 @@ class RandomScale:
 
 @dataclass
 class RandomCrop:
-    """Crop a random (W, H) window; smaller inputs are padded (image 0, label ignore)."""
+    """Crop a random (W, H) window; smaller inputs are padded (image 0, label ignore).
+
+    ``cat_max_ratio`` < 1: mmseg's rule (mmseg/datasets/pipelines/transforms.py ``RandomCrop``,
+    which DAFormer, HRDA and MIC use on the source at 0.75): the window is checked against its
+    label — at least two classes, none with this share or more of its labelled pixels — and
+    redrawn while it fails, at most 10 checks; after 10 misses an 11th window is taken unchecked.
+    It needs the label: the references also apply it to the target crop using the target's
+    ground truth, which an unsupervised method must not read, so udaseg refuses that.
+    """
 
     size: Size
+    cat_max_ratio: float = 1.0
 
     def __call__(self, image, label, rng):
         cw, ch = self.size
@@ -94,10 +103,26 @@ class RandomCrop:
             if label is not None:
                 label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
             h, w = image.shape[:2]
-        y = int(rng.integers(0, h - ch + 1))
-        x = int(rng.integers(0, w - cw + 1))
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        if self.cat_max_ratio < 1:
+            if label is None:
+                raise ValueError(f"transform 'cat_max_ratio' ({self.cat_max_ratio}) chooses crops by their labels, and "
+                                 "these images have none (an adaptation run's target is unlabelled; DAFormer's "
+                                 "pipeline reads the target's ground truth for it, udaseg does not): remove the key "
+                                 "from this split's transforms")
+            for _ in range(10):
+                if _classes_balanced(label[y : y + ch, x : x + cw], self.cat_max_ratio):
+                    break
+                y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         image = image[y : y + ch, x : x + cw]
         return image, None if label is None else label[y : y + ch, x : x + cw]
+
+
+def _classes_balanced(label: np.ndarray, cat_max_ratio: float) -> bool:
+    """At least two classes, and the largest below ``cat_max_ratio`` of the labelled pixels."""
+    counts = np.bincount(label[label != IGNORE_INDEX].ravel())
+    counts = counts[counts > 0]
+    return len(counts) > 1 and counts.max() / counts.sum() < cat_max_ratio
 
 
 @dataclass
@@ -166,15 +191,15 @@ class Compose:
         return f"Compose({self.transforms})"
 
 
-TRANSFORM_KEYS = ("resize", "resize_image", "random_scale", "crop", "hflip", "color_jitter")
+TRANSFORM_KEYS = ("resize", "resize_image", "random_scale", "crop", "cat_max_ratio", "hflip", "color_jitter")
 
 
 def build_transforms(spec: dict | None) -> Compose:
     """Transforms from a config mapping, always applied in the order of ``TRANSFORM_KEYS``.
 
-    ``{"resize": [1280, 720], "resize_image": [1024, 512], "random_scale": [0.5, 2.0], "crop": [512, 512], "hflip": 0.5,
-    "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}}``; absent or null
-    keys are skipped.
+    ``{"resize": [1280, 720], "resize_image": [1024, 512], "random_scale": [0.5, 2.0], "crop": [512, 512],
+    "cat_max_ratio": 0.75, "hflip": 0.5, "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}}``;
+    absent or null keys are skipped (``cat_max_ratio`` qualifies ``crop``: see ``RandomCrop``).
     """
     spec = dict(spec or {})
     unknown = set(spec) - set(TRANSFORM_KEYS)
@@ -188,8 +213,12 @@ def build_transforms(spec: dict | None) -> Compose:
     if spec.get("random_scale"):
         low, high = spec["random_scale"]
         out.append(RandomScale(float(low), float(high)))
+    ratio = spec.get("cat_max_ratio")
+    if ratio is not None and not (spec.get("crop") and isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1):
+        raise ValueError(f"transform 'cat_max_ratio' is {ratio!r}: it needs a 'crop' and a share in (0, 1] "
+                         "(mmseg / DAFormer: 0.75)")
     if spec.get("crop"):
-        out.append(RandomCrop(_size(spec["crop"], "crop")))
+        out.append(RandomCrop(_size(spec["crop"], "crop"), 1.0 if ratio is None else float(ratio)))
     if spec.get("hflip"):
         out.append(RandomHorizontalFlip(float(spec["hflip"])))
     if spec.get("color_jitter"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch.utils.data import DataLoader
 
+from udaseg.config import ConfigError
 from udaseg.data.rcs import RareClassCropDataset, RareClassSampler, class_pixel_stats
 from udaseg.engine.builders import build_split, build_val_loader, loader_worker_init
 from udaseg.engine.distributed import DistInfo, barrier
@@ -38,6 +39,10 @@ def train_loaders(cfg: dict, method, components, dist: DistInfo, batch_size: int
             src = RareClassCropDataset(src, min_pixels=rcs["min_pixels"], min_crop_ratio=rcs["min_crop_ratio"])
         loaders["source"] = loader(src, seed, sampler)
     if method.uses_target_images or any(c.needs_target_images for c in components):
+        if not method.uses_target_labels and cfg["data"]["target"]["transforms"].get("cat_max_ratio") is not None:
+            raise ConfigError("config key 'data.target.transforms.cat_max_ratio' chooses crops by their labels, but "
+                              f"{method.name} trains on unlabelled target images (DAFormer's pipeline reads the "
+                              "target's ground truth for it; udaseg does not): remove it")
         tgt = build_split(cfg["data"]["target"], k, seed + 1, with_labels=method.uses_target_labels)
         loaders["target"] = loader(tgt, seed + 1)
     return loaders
