@@ -214,7 +214,8 @@ def build_transforms(spec: dict | None) -> Compose:
         low, high = spec["random_scale"]
         out.append(RandomScale(float(low), float(high)))
     ratio = spec.get("cat_max_ratio")
-    if ratio is not None and not (spec.get("crop") and isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1):
+    is_share = isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1
+    if ratio is not None and not (spec.get("crop") and is_share):
         raise ValueError(f"transform 'cat_max_ratio' is {ratio!r}: it needs a 'crop' and a share in (0, 1] "
                          "(mmseg / DAFormer: 0.75)")
     if spec.get("crop"):
