@@ -140,9 +140,6 @@ def parse_settings(overrides: list[str]) -> dict:
             hint = f" (depth={text} is now arch=resnet{text})" if key == "depth" else ""
             raise ValueError(f"unknown pretrain setting {key!r}{hint}; valid: {', '.join(settings)}")
         kind = type(settings[key])
-        if kind is str:
-            settings[key] = text
-            continue
         try:
             value = kind(text) if kind is not int else int(text)
         except ValueError:
