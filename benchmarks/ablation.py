@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from udaseg.apps.ablation import parse_probe, run_ablation
+from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
 from udaseg.engine.interrupt import study_exit_code
 
 
@@ -23,6 +24,7 @@ def main(argv=None):
     p.add_argument("--probe", action="append", default=[], metavar="NAME=METHOD[,key=value,...]",
                    help="an extra adaptation run per seed from the same stage-1 checkpoint (repeatable)")
     p.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. train.iters=200")
+    p.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
     args = p.parse_args(argv)
     try:
         probes = [parse_probe(t) for t in args.probe]
@@ -31,7 +33,8 @@ def main(argv=None):
     out = args.out or ("runs/ablation_quick" if args.quick else "runs/ablation")
     try:
         summary = run_ablation(args.data, out, [int(s) for s in args.seeds.split(",")], args.overrides,
-                               progress=sys.stderr.isatty(), probes=probes, quick=args.quick, publish_dir=args.publish)
+                               progress=sys.stderr.isatty(), probes=probes, quick=args.quick, publish_dir=args.publish,
+                               configs=args.configs)
     except ValueError as exc:
         p.error(str(exc))
     from udaseg.apps.ablation import format_markdown

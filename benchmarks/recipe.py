@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from udaseg.apps.recipe import RUNS, TARGETS_BY_VERSION, format_markdown, parse_recipe, run_recipes
+from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
 from udaseg.engine.interrupt import study_exit_code
 
 
@@ -24,6 +25,7 @@ def main(argv=None):
     p.add_argument("--publish", metavar="DIR", help="also write recipe.json + RECIPE.md here after each run")
     p.add_argument("--targets", choices=sorted(TARGETS_BY_VERSION), default="v3",
                    help="which benchmark version's targets to check (v2: from scratch, v3: fine-tuning)")
+    p.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
     args = p.parse_args(argv)
     try:
         recipes = [parse_recipe(t) for t in args.recipe]
@@ -34,7 +36,7 @@ def main(argv=None):
         p.error(f"--runs: unknown {sorted(set(runs) - set(RUNS))}; choose from {', '.join(RUNS)}")
     summary = run_recipes(recipes, args.data, args.out, [int(s) for s in args.seeds.split(",")], runs,
                           progress=sys.stderr.isatty(), publish_dir=args.publish,
-                          targets=TARGETS_BY_VERSION[args.targets])
+                          targets=TARGETS_BY_VERSION[args.targets], configs=args.configs)
     print(format_markdown(summary))
 
 

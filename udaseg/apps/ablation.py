@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 from udaseg.config import split_override_list
@@ -43,7 +44,7 @@ def parse_probe(text: str) -> tuple[str, str, list[str]]:
     return name, method, extra
 
 
-def check_probes(probes, data_dir, seed: int, overrides=()) -> None:
+def check_probes(probes, data_dir, seed: int, overrides=(), configs="demo") -> None:
     """Every probe's name once and its config valid — before anything trains, so a typo in a
     probe's method or key does not surface hours into a study."""
     from udaseg.apps.pipeline import demo_config
@@ -54,9 +55,9 @@ def check_probes(probes, data_dir, seed: int, overrides=()) -> None:
         raise ValueError(f"probe name(s) given twice: {', '.join(twice)}")
     for name, method, extra in probes:
         try:
-            demo_config(method, Path(data_dir), seed, [*overrides, *extra])
-        except FileNotFoundError:
-            raise ValueError(f"probe {name}: no demo config for method {method!r} (configs/demo/{method}.yaml)") from None
+            demo_config(method, Path(data_dir), seed, [*overrides, *extra], configs=configs)
+        except FileNotFoundError as exc:
+            raise ValueError(f"probe {name}: no demo config for method {method!r}: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"probe {name}: {exc}") from None
 
@@ -64,13 +65,13 @@ def check_probes(probes, data_dir, seed: int, overrides=()) -> None:
 QUICK_DIVISOR = 10  # --quick: every schedule this many times shorter (a check that all rows run, not a result)
 
 
-def quick_overrides(data_dir: Path, overrides=()) -> dict[str, list[str]]:
+def quick_overrides(data_dir: Path, overrides=(), configs="demo") -> dict[str, list[str]]:
     """Per config: the iteration overrides of the quick variant."""
     from udaseg.apps.pipeline import demo_config
 
     out = {}
     for method in ("source_only", "target_only", "fgd_ent"):
-        it = demo_config(method, data_dir, 0, overrides)["train"]["iters"]
+        it = demo_config(method, data_dir, 0, overrides, configs=configs)["train"]["iters"]
         out[method] = [f"train.iters={max(1, it // QUICK_DIVISOR)}"]
     return out
 
@@ -104,16 +105,18 @@ def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bo
 
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
                  log=print, probes: list[tuple[str, str, list[str]]] = (), quick: bool = False,
-                 publish_dir=None) -> dict:
+                 publish_dir=None, configs="demo") -> dict:
     """Runs what is missing, then summarises. ``quick``: every schedule ``QUICK_DIVISOR`` times
     shorter. ``publish_dir``: after each finished seed, ablation.json and ABLATION.md are also
-    written there (a tracked folder, to commit results per seed as they come)."""
+    written there (a tracked folder, to commit results per seed as they come). ``configs``: the
+    config set (``pipeline.config_folder``)."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
     from udaseg.engine.stages import run_training
-    from udaseg.apps.pipeline import demo_config
+    from udaseg.apps import pipeline
 
+    demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    check_probes(probes, data_dir, seeds[0] if seeds else 0, overrides)
+    check_probes(probes, data_dir, seeds[0] if seeds else 0, overrides, configs)
     if not demo_is_complete(data_dir):
         log(f"writing the embedded benchmark to {data_dir} ...")
         write_demo(data_dir, seed=0, progress=progress)
@@ -122,8 +125,8 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
     if results.setdefault("quick", quick) != quick:
         raise ValueError(f"{results_path} holds a {'quick' if results['quick'] else 'full'} ablation; "
                          f"use another --out for the {'quick' if quick else 'full'} one")
-    results["overrides"] = list(overrides)
-    short = quick_overrides(data_dir, overrides) if quick else {}
+    results["overrides"], results["configs"] = list(overrides), str(configs)
+    short = quick_overrides(data_dir, overrides, configs) if quick else {}
     results.setdefault("probes", {}).update({name: [method, *extra] for name, method, extra in probes})
     for seed in seeds:
         seed_dir = out_dir / f"seed{seed}"

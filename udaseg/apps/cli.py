@@ -1,6 +1,6 @@
 """The ``udaseg`` command line.
 
-    udaseg demo [--data DIR]              the main job on the embedded benchmark
+    udaseg demo [--data DIR] [--configs SET]  the main job on the embedded benchmark
     udaseg train CONFIG [key=value ...]   train (both stages of the paper when configured)
     udaseg pretrain --out DIR [key=value ...]   the backbone as a classifier on the pretraining set
     udaseg evaluate CHECKPOINT|RUN_DIR …  evaluate checkpoints on their config's val split
@@ -95,7 +95,7 @@ def _cmd_demo(args) -> int:
 
     data = Path(args.data)
     run_demo(data, args.runs, seed=args.seed, workers=args.workers, progress=sys.stderr.isatty(),
-             data_kwargs=None, overrides=args.overrides)
+             data_kwargs=None, overrides=args.overrides, configs=args.configs)
     return 0
 
 
@@ -123,6 +123,7 @@ def _cmd_train(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from udaseg.apps.cli_eval import IntermixedParser, add_commands, override_arg
+    from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
 
     p = argparse.ArgumentParser(prog="udaseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action=_VersionAction, dest=argparse.SUPPRESS, default=argparse.SUPPRESS)
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--runs", default="runs/demo", help="where the runs go")
     demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    demo.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
     demo.add_argument("overrides", nargs="*", type=override_arg, metavar="key=value",
                       help="config overrides for every run, e.g. train.iters=400")
     demo.set_defaults(func=_cmd_demo)

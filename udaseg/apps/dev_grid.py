@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
@@ -104,21 +105,23 @@ def dev_config(cfg: dict) -> dict:
 
 def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = GRID_SEED,
              overrides=(), stage1=None, progress=False, log=print, publish_dir=None,
-             probes: list[tuple[str, str, list[str]]] = ()) -> dict:
+             probes: list[tuple[str, str, list[str]]] = (), configs="demo") -> dict:
     """Run every missing grid point (parents' grids first), then every missing dev probe (see the
     module's docstring), evaluate each on dev, and summarise. ``stage1``: the source-only
-    checkpoint to adapt from (default: trained into <out>/source_only)."""
+    checkpoint to adapt from (default: trained into <out>/source_only). ``configs``: the config
+    set (``pipeline.config_folder``)."""
     from udaseg.apps.ablation import check_measured, check_probes, evaluate_checkpoint, publish_results
-    from udaseg.apps.pipeline import demo_config
+    from udaseg.apps import pipeline
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
 
+    demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
     unknown = set(methods) - set(GRID)
     if unknown:
         raise ValueError(f"no dev grid for {', '.join(sorted(unknown))}; methods with one: {', '.join(GRID)}")
     methods = [m for m in GRID if m in methods]  # parents first
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    check_probes(probes, data_dir, seed, overrides)
+    check_probes(probes, data_dir, seed, overrides, configs)
     path = out_dir / "grid.json"
     results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
     results.update(seed=seed, overrides=list(overrides))

@@ -12,17 +12,46 @@ interruption continues instead of starting over.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from udaseg.config import load_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DEMO_CONFIGS = "demo"  # the config set the main job and the studies run (a folder of configs/)
 
 
-def demo_config(method: str, data_dir: Path, seed: int, overrides=()) -> dict:
-    path = CONFIG_DIR / "demo" / f"{method}.yaml"
+def config_folder(configs=DEMO_CONFIGS) -> Path:
+    """A config set: a folder name of the repository's ``configs/`` (``demo``) or a path to a
+    folder holding the same file names (``source_only.yaml``, ``fgd_ent.yaml`` ...)."""
+    text = str(configs)
+    folder = CONFIG_DIR / text if len(Path(text).parts) == 1 else Path(text)  # a name, else a path
+    if not folder.is_dir():
+        sets = sorted(d.name for d in CONFIG_DIR.iterdir() if d.is_dir()) if CONFIG_DIR.is_dir() else []
+        raise FileNotFoundError(f"config set {text!r}: no folder {folder} (the repository's sets: "
+                                f"{', '.join(sets) or 'none found'}; or give a folder's path)")
+    return folder
+
+
+def config_set_arg(text: str) -> str:
+    """argparse ``type`` of ``--configs``: a set that does not exist is a usage error, before anything runs."""
+    import argparse
+
+    try:
+        config_folder(text)
+    except FileNotFoundError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+CONFIG_SET_HELP = "the config set: a folder of configs/ or a path to one (default %(default)s)"
+
+
+def demo_config(method: str, data_dir: Path, seed: int, overrides=(), configs=DEMO_CONFIGS) -> dict:
+    """``<configs>/<method>.yaml`` with the embedded benchmark's roots under ``data_dir``."""
+    path = config_folder(configs) / f"{method}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the demo configs live in the repository's configs/ folder")
+        raise FileNotFoundError(f"{path} not found: config set {str(configs)!r} has no config for {method!r}")
     return load_config(path, [
         f"seed={seed}",
         f"data.source.root={data_dir / 'gta5'}",
@@ -41,13 +70,15 @@ DEMO_SCHEDULE = ("train.val_every=0",)
 
 def run_demo(data_dir="data/demo", run_dir="runs/demo", *, seed: int = 0, methods=("bn_control", "fgd_ent"),
              overrides=(), data_kwargs=None, workers: int = 2, progress: bool = True, report: bool = True,
-             log=print) -> dict:
-    """Returns {"results": {name: EvalResult}, "run_dir": Path, "report": Path | None}."""
+             log=print, configs=DEMO_CONFIGS) -> dict:
+    """Returns {"results": {name: EvalResult}, "run_dir": Path, "report": Path | None}.
+    ``configs``: the config set (``config_folder``) whose recipe the job runs."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
     from udaseg.engine.evaluation import format_table
     from udaseg.engine.stages import run_training
 
     data_dir, run_dir = Path(data_dir), Path(run_dir)
+    config_folder(configs)  # a wrong set is refused before anything is written
     if not demo_is_complete(data_dir, seed=seed):
         log(f"writing the embedded benchmark to {data_dir} (seed {seed}) ...")
         t0 = time.time()
@@ -58,16 +89,17 @@ def run_demo(data_dir="data/demo", run_dir="runs/demo", *, seed: int = 0, method
 
     runs = {}
     n1, n2 = DEMO_ITERS
-    src_cfg = demo_config("source_only", data_dir, seed, [*DEMO_SCHEDULE, f"train.iters={n1}", *overrides])
+    config = partial(demo_config, data_dir=data_dir, seed=seed, configs=configs)
+    src_cfg = config("source_only", overrides=[*DEMO_SCHEDULE, f"train.iters={n1}", *overrides])
     log(f"the demo schedule: {n1} + {n2} iterations (the ablation's, benchmarks/ablation.py: "
-        f"{demo_config('source_only', data_dir, seed)['train']['iters']} + {demo_config('fgd_ent', data_dir, seed)['train']['iters']})")
+        f"{config('source_only')['train']['iters']} + {config('fgd_ent')['train']['iters']}; configs: {config_folder(configs)})")
     log(f"stage 1: source-only, {src_cfg['train']['iters']} iterations -> {run_dir / 'source_only'}")
     t0 = time.time()
     runs["source_only"] = run_training(src_cfg, run_dir / "source_only", resume=True, progress=progress)["main"]["last"]
     log(f"  {time.time() - t0:.0f} s")
     for method in methods:
-        cfg = demo_config(method, data_dir, seed, [*DEMO_SCHEDULE, f"train.iters={n2}", *overrides,
-                                                   "train.pretrain_iters=0", f"train.init_from={runs['source_only']}"])
+        cfg = config(method, overrides=[*DEMO_SCHEDULE, f"train.iters={n2}", *overrides,
+                                        "train.pretrain_iters=0", f"train.init_from={runs['source_only']}"])
         log(f"stage 2: {method}, {cfg['train']['iters']} iterations from the source-only checkpoint -> {run_dir / method}")
         t0 = time.time()
         runs[method] = run_training(cfg, run_dir / method, resume=True, progress=progress)["main"]["last"]

@@ -65,10 +65,11 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 
 def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_dir="runs/recipe",
                 seeds=(0, 1, 2), runs=RUNS, progress=False, log=print, publish_dir=None,
-                targets: dict = TARGETS) -> dict:
+                targets: dict = TARGETS, configs="demo") -> dict:
     """Run what is missing, then summarise; ``publish_dir``: recipe.json and RECIPE.md are also
     written there after every run (a tracked folder, to commit results as they come). A run whose
-    loss turns non-finite is recorded as diverged and the study goes on."""
+    loss turns non-finite is recorded as diverged and the study goes on. ``configs``: the config
+    set the recipes override (``pipeline.config_folder``)."""
     from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results
     from udaseg.apps.dev_grid import dev_config
     from udaseg.apps.pipeline import demo_config
@@ -91,7 +92,7 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
                 key = f"{name}/{seed}/{run}"
                 method = "source_only" if run.startswith("source_only") else run
                 extra = ["model.input_norm=per_image"] if run == "source_only_per_image" else []
-                cfg = demo_config(method, data_dir, seed, [*overrides, *extra])
+                cfg = demo_config(method, data_dir, seed, [*overrides, *extra], configs=configs)
                 run_dir = out_dir / name / f"seed{seed}" / run
                 if check_measured(results, key, cfg, path, run_dir):
                     rec = results["runs"][key]

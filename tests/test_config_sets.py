@@ -1,0 +1,113 @@
+"""Config sets: the main job and the studies run the recipe of one folder of configs
+(``--configs demo``, another folder of ``configs/`` or a path), every run from that one folder."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from udaseg.apps import pipeline
+
+
+@pytest.fixture
+def other_set(tmp_path) -> Path:
+    """A copy of configs/demo whose base recipe has another LR (3e-4 for the demo's 1e-3)."""
+    folder = tmp_path / "my_set"
+    shutil.copytree(pipeline.CONFIG_DIR / "demo", folder)
+    base = folder / "_base_.yaml"
+    text = base.read_text()
+    assert text.count("  lr: 1.0e-3\n") == 1
+    base.write_text(text.replace("  lr: 1.0e-3\n", "  lr: 3.0e-4\n"))
+    return folder
+
+
+def test_a_name_is_a_folder_of_configs_and_a_path_is_itself(other_set):
+    assert pipeline.config_folder("demo") == pipeline.CONFIG_DIR / "demo"
+    assert pipeline.config_folder(str(other_set)) == other_set
+    assert pipeline.demo_config("source_only", Path("d"), 0)["train"]["lr"] == 1e-3
+    cfg = pipeline.demo_config("source_only", Path("d"), 3, configs=other_set)
+    assert cfg["train"]["lr"] == 3e-4 and cfg["seed"] == 3
+    assert cfg["data"]["target"]["root"] == str(Path("d") / "cityscapes")
+
+
+def test_a_missing_set_or_config_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"config set 'nope': no folder .*configs/nope .*sets: demo, "):
+        pipeline.demo_config("fgd_ent", tmp_path, 0, configs="nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty/fgd_ent.yaml not found: config set .* has no config for 'fgd_ent'"):
+        pipeline.demo_config("fgd_ent", tmp_path, 0, configs=tmp_path / "empty")
+
+
+def test_the_demo_command_refuses_an_unknown_set_before_anything_runs(capsys, tmp_path):
+    from udaseg.apps.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["demo", "--data", str(tmp_path / "d"), "--configs", "nope"])
+    assert exc.value.code == 2
+    assert "argument --configs: config set 'nope'" in capsys.readouterr().err
+    assert build_parser().parse_args(["demo", "--configs", "demo"]).configs == "demo"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Training and evaluation replaced by recorders: which config each run got."""
+    import udaseg.apps.ablation
+    import udaseg.benchmark.writer
+    import udaseg.engine.stages
+
+    trained = []
+
+    def fake_run_training(cfg, run_dir, resume=False, progress=False):
+        trained.append((Path(run_dir).name, cfg))
+        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
+
+    monkeypatch.setattr(udaseg.engine.stages, "run_training", fake_run_training)
+    figures = {"miou": 0.5, "iou": [0.5] * 19, "predicted_fractions": [1 / 19] * 19, "label_fractions": [1 / 19] * 19}
+    monkeypatch.setattr(udaseg.apps.ablation, "evaluate_checkpoint", lambda ckpt, cfg, adabn=False: dict(figures))
+    monkeypatch.setattr(udaseg.benchmark.writer, "demo_is_complete", lambda d, seed=None: True)
+    return trained
+
+
+def test_the_ablation_trains_every_row_from_the_given_set(fake_training, other_set, tmp_path):
+    from udaseg.apps.ablation import ADAPTATION, run_ablation
+
+    run_ablation(tmp_path / "d", tmp_path / "out", seeds=(0,), configs=other_set, log=lambda s: None,
+                 probes=[("p", "fgd_ent", ["method.lambda_ent=0.02"])])
+    names = [name for name, _ in fake_training]
+    assert names == ["source_only", "target_only", *ADAPTATION, "p"]
+    assert {cfg["train"]["lr"] for _, cfg in fake_training} == {3e-4}  # none from configs/demo (1e-3)
+    assert json.loads((tmp_path / "out" / "ablation.json").read_text())["configs"] == str(other_set)
+
+
+def test_the_recipe_study_overrides_the_given_set(fake_training, other_set, tmp_path):
+    from udaseg.apps.recipe import run_recipes
+
+    run_recipes([("r", ["train.iters=7"])], tmp_path / "d", tmp_path / "out", seeds=(0,), runs=("target_only",),
+                configs=other_set, log=lambda s: None)
+    assert [(name, cfg["train"]["lr"], cfg["train"]["iters"]) for name, cfg in fake_training] == [("target_only", 3e-4, 7)]
+
+
+def test_the_dev_grid_runs_the_given_set(fake_training, other_set, tmp_path):
+    from udaseg.apps.dev_grid import run_grid
+
+    run_grid(tmp_path / "d", tmp_path / "out", methods=(), configs=other_set, log=lambda s: None,
+             probes=[("p", "fada", [])])
+    assert [(name, cfg["train"]["lr"]) for name, cfg in fake_training] == [("source_only", 3e-4), ("p", 3e-4)]
+    with pytest.raises(ValueError, match=r"probe q: no demo config for method 'fgd_entt': .*my_set/fgd_entt.yaml"):
+        run_grid(tmp_path / "d", tmp_path / "out2", methods=(), configs=other_set, probes=[("q", "fgd_entt", [])])
+
+
+def test_the_demo_job_runs_the_given_set(fake_training, other_set, tmp_path, monkeypatch):
+    import numpy as np
+
+    from udaseg.engine.evaluation import EvalResult
+
+    same = EvalResult(19, np.full(19, 0.5), np.full(19, 1 / 19), np.full(19, 1 / 19), 0.9, {"mIoU19": 0.5}, 4)
+    monkeypatch.setattr(pipeline, "_evaluate_checkpoint", lambda ckpt, cfg: same)
+    lines = []
+    pipeline.run_demo(tmp_path / "d", tmp_path / "runs", configs=other_set, report=False, progress=False,
+                      log=lines.append)
+    assert [(name, cfg["train"]["lr"]) for name, cfg in fake_training] == [
+        ("source_only", 3e-4), ("bn_control", 3e-4), ("fgd_ent", 3e-4)]
+    assert any(f"configs: {other_set}" in line for line in lines)
