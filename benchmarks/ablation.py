@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from udaseg.apps.ablation import parse_probe, run_ablation
-from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
+from udaseg.apps.pipeline import add_configs_argument
 from udaseg.engine.interrupt import study_exit_code
 
 
@@ -24,7 +24,7 @@ def main(argv=None):
     p.add_argument("--probe", action="append", default=[], metavar="NAME=METHOD[,key=value,...]",
                    help="an extra adaptation run per seed from the same stage-1 checkpoint (repeatable)")
     p.add_argument("overrides", nargs="*", help="config overrides for every run, e.g. train.iters=200")
-    p.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
+    add_configs_argument(p)
     args = p.parse_args(argv)
     try:
         probes = [parse_probe(t) for t in args.probe]

@@ -11,7 +11,7 @@ import sys
 
 from udaseg.apps.ablation import parse_probe
 from udaseg.apps.dev_grid import GRID, GRID_SEED, format_markdown, run_grid
-from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
+from udaseg.apps.pipeline import add_configs_argument
 from udaseg.engine.interrupt import study_exit_code
 
 
@@ -26,7 +26,7 @@ def main(argv=None):
     p.add_argument("--probe", action="append", default=[], metavar="NAME=METHOD[,key=value,...]",
                    help="one more run from the grid's stage 1, evaluated on dev (repeatable)")
     p.add_argument("overrides", nargs="*", help="config overrides for every run")
-    p.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
+    add_configs_argument(p)
     args = p.parse_args(argv)
     try:
         probes = [parse_probe(t) for t in args.probe]

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from udaseg.apps.recipe import RUNS, TARGETS_BY_VERSION, format_markdown, parse_recipe, run_recipes
-from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
+from udaseg.apps.pipeline import add_configs_argument
 from udaseg.engine.interrupt import study_exit_code
 
 
@@ -25,7 +25,7 @@ def main(argv=None):
     p.add_argument("--publish", metavar="DIR", help="also write recipe.json + RECIPE.md here after each run")
     p.add_argument("--targets", choices=sorted(TARGETS_BY_VERSION), default="v3",
                    help="which benchmark version's targets to check (v2: from scratch, v3: fine-tuning)")
-    p.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
+    add_configs_argument(p)
     args = p.parse_args(argv)
     try:
         recipes = [parse_recipe(t) for t in args.recipe]

@@ -123,7 +123,7 @@ def _cmd_train(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from udaseg.apps.cli_eval import IntermixedParser, add_commands, override_arg
-    from udaseg.apps.pipeline import CONFIG_SET_HELP, config_set_arg
+    from udaseg.apps.pipeline import add_configs_argument
 
     p = argparse.ArgumentParser(prog="udaseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action=_VersionAction, dest=argparse.SUPPRESS, default=argparse.SUPPRESS)
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--runs", default="runs/demo", help="where the runs go")
     demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    demo.add_argument("--configs", default="demo", type=config_set_arg, metavar="SET", help=CONFIG_SET_HELP)
+    add_configs_argument(demo)
     demo.add_argument("overrides", nargs="*", type=override_arg, metavar="key=value",
                       help="config overrides for every run, e.g. train.iters=400")
     demo.set_defaults(func=_cmd_demo)

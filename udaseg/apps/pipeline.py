@@ -44,7 +44,10 @@ def config_set_arg(text: str) -> str:
     return text
 
 
-CONFIG_SET_HELP = "the config set: a folder of configs/ or a path to one (default %(default)s)"
+def add_configs_argument(parser) -> None:
+    """``--configs SET`` of the main job and the studies: one definition of its default, check and help."""
+    parser.add_argument("--configs", default=DEMO_CONFIGS, type=config_set_arg, metavar="SET",
+                        help="the config set: a folder of configs/ or a path to one (default %(default)s)")
 
 
 def demo_config(method: str, data_dir: Path, seed: int, overrides=(), configs=DEMO_CONFIGS) -> dict:
