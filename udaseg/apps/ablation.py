@@ -22,6 +22,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from udaseg.apps.pipeline import DEMO_CONFIGS
 from udaseg.config import split_override_list
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
 from udaseg.engine.run_dir import config_digest, digest_matches
@@ -44,7 +45,7 @@ def parse_probe(text: str) -> tuple[str, str, list[str]]:
     return name, method, extra
 
 
-def check_probes(probes, data_dir, seed: int, overrides=(), configs="demo") -> None:
+def check_probes(probes, data_dir, seed: int, overrides=(), configs=DEMO_CONFIGS) -> None:
     """Every probe's name once and its config valid — before anything trains, so a typo in a
     probe's method or key does not surface hours into a study."""
     from udaseg.apps.pipeline import demo_config
@@ -65,7 +66,7 @@ def check_probes(probes, data_dir, seed: int, overrides=(), configs="demo") -> N
 QUICK_DIVISOR = 10  # --quick: every schedule this many times shorter (a check that all rows run, not a result)
 
 
-def quick_overrides(data_dir: Path, overrides=(), configs="demo") -> dict[str, list[str]]:
+def quick_overrides(data_dir: Path, overrides=(), configs=DEMO_CONFIGS) -> dict[str, list[str]]:
     """Per config: the iteration overrides of the quick variant."""
     from udaseg.apps.pipeline import demo_config
 
@@ -105,7 +106,7 @@ def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bo
 
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
                  log=print, probes: list[tuple[str, str, list[str]]] = (), quick: bool = False,
-                 publish_dir=None, configs="demo") -> dict:
+                 publish_dir=None, configs=DEMO_CONFIGS) -> dict:
     """Runs what is missing, then summarises. ``quick``: every schedule ``QUICK_DIVISOR`` times
     shorter. ``publish_dir``: after each finished seed, ablation.json and ABLATION.md are also
     written there (a tracked folder, to commit results per seed as they come). ``configs``: the

@@ -35,6 +35,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from udaseg.apps.pipeline import DEMO_CONFIGS
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
 
 AUX_RATIO = 0.2  # AdaptSegNet / ADVENT: lambda_*_aux 0.0002 with lambda_* 0.001
@@ -105,7 +106,7 @@ def dev_config(cfg: dict) -> dict:
 
 def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = GRID_SEED,
              overrides=(), stage1=None, progress=False, log=print, publish_dir=None,
-             probes: list[tuple[str, str, list[str]]] = (), configs="demo") -> dict:
+             probes: list[tuple[str, str, list[str]]] = (), configs=DEMO_CONFIGS) -> dict:
     """Run every missing grid point (parents' grids first), then every missing dev probe (see the
     module's docstring), evaluate each on dev, and summarise. ``stage1``: the source-only
     checkpoint to adapt from (default: trained into <out>/source_only). ``configs``: the config

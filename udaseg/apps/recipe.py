@@ -25,6 +25,7 @@ import json
 import time
 from pathlib import Path
 
+from udaseg.apps.pipeline import DEMO_CONFIGS
 from udaseg.config import split_override_list
 from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
 from udaseg.reporting.ablation_tables import mean_std
@@ -65,7 +66,7 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 
 def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_dir="runs/recipe",
                 seeds=(0, 1, 2), runs=RUNS, progress=False, log=print, publish_dir=None,
-                targets: dict = TARGETS, configs="demo") -> dict:
+                targets: dict = TARGETS, configs=DEMO_CONFIGS) -> dict:
     """Run what is missing, then summarise; ``publish_dir``: recipe.json and RECIPE.md are also
     written there after every run (a tracked folder, to commit results as they come). A run whose
     loss turns non-finite is recorded as diverged and the study goes on. ``configs``: the config
