@@ -61,6 +61,9 @@ def test_settings_are_checked_by_name_type_and_range():
         parse_settings(["depth=50"])
     with pytest.raises(ValueError, match="optimizer='adam': expected 'sgd' or 'adamw'"):
         parse_settings(["optimizer=adam"])
+    with pytest.raises(ValueError, match=r"min_object_scale=0.0: the smallest object's share .* in \(0, 1\]"):
+        parse_settings(["min_object_scale=0"])
+    assert parse_settings(["min_object_scale=0.15"])["min_object_scale"] == 0.15
 
 
 def test_a_mit_run_starts_from_deits_recipe_and_keeps_what_is_given():
@@ -141,12 +144,13 @@ def test_weights_of_another_depth_are_refused_naming_the_first_mismatching_key(t
 
 
 def test_a_run_file_written_before_mit_resumes(tmp_path):
-    """Runs started before the arch / optimizer keys recorded depth=18 and no optimizer (SGD)."""
+    """Runs started before the arch / optimizer / min_object_scale keys recorded depth=18, no optimizer
+    (SGD) and no object scale (0.45)."""
     s = parse_settings(TINY)
     with pytest.raises(_Kill):
         pretrain(tmp_path, s, log=_killer(3))
     old = json.loads((tmp_path / "pretrain.json").read_text())
-    del old["arch"], old["optimizer"]
+    del old["arch"], old["optimizer"], old["min_object_scale"]
     (tmp_path / "pretrain.json").write_text(json.dumps({**old, "depth": 18}))
     pretrain(tmp_path, s, resume=True, log=lambda line: None)
     assert json.loads((tmp_path / "pretrain.json").read_text())["arch"] == "resnet18"

@@ -9,7 +9,7 @@ import pytest
 
 from udaseg.pretraining import CATEGORIES, PretrainImages, render
 from udaseg.pretraining import formula
-from udaseg.pretraining.images import N_IFS
+from udaseg.pretraining.images import MIN_SCALE, N_IFS, _place
 from udaseg.pretraining.pen import Pen
 
 PACKAGE = Path(__file__).resolve().parents[1] / "udaseg" / "pretraining"
@@ -43,6 +43,21 @@ def test_the_dataset_continues_the_stream_at_its_offset():
     assert tuple(image.shape) == (3, 48, 48)
     assert np.array_equal(image.numpy().transpose(1, 2, 0), expected) and label == expected_label == 11
     assert len(data) == 3
+
+
+def _object_scale(m: np.ndarray) -> float:
+    return float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # rotation and mirror keep |det| = scale²
+
+
+def test_objects_span_min_scale_to_the_whole_frame():
+    rng = np.random.default_rng(0)
+    default = [_object_scale(_place(rng, "street", 96)) for _ in range(400)]
+    small = [_object_scale(_place(rng, "ifs", 96, min_scale=0.1)) for _ in range(400)]
+    assert MIN_SCALE == 0.45 and 0.45 <= min(default) < 0.47 and 0.98 < max(default) <= 1.0
+    assert 0.1 <= min(small) < 0.12 and 0.98 < max(small) <= 1.0
+    assert np.mean(np.array(small) < 0.45) == pytest.approx(0.35 / 0.9, abs=0.08)  # uniform over [0.1, 1]
+    with pytest.raises(ValueError, match=r"min_scale=0: .* in \(0, 1\]"):
+        PretrainImages("train", 1, min_scale=0)
 
 
 def test_a_bad_split_is_refused_by_name():

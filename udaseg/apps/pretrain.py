@@ -62,6 +62,7 @@ RECIPE = {
     "warmup_iters": 100,
     "label_smoothing": 0.1,
     "size": 96,
+    "min_object_scale": 0.45,  # the smallest object's share of the frame's side (objects span it–1)
     "seed": 0,
     "amp": "bf16",           # "bf16" | "none"
     "heldout_images": 6400,  # 50 per category
@@ -73,7 +74,7 @@ FREE_KEYS = {"workers": 1, "log_every": 20, "checkpoint_every": 100, "eval_every
 RUN_FILE, CHECKPOINT, METRICS = "pretrain.json", "checkpoint.pt", "metrics.jsonl"
 ARCHS = (*(f"resnet{d}" for d in sorted(DEPTHS)), *MIT_CONFIGS)
 # run files written before a key existed: the value those runs used
-_LEGACY = {"optimizer": "sgd"}
+_LEGACY = {"optimizer": "sgd", "min_object_scale": 0.45}
 
 
 class ResNetClassifier(nn.Module):
@@ -164,6 +165,9 @@ def _check(s: dict) -> None:
             raise ValueError(f"pretrain setting {key}={s[key]} must be a finite number >= 0")
     if not 0 <= s["warmup_iters"] < s["iters"]:
         raise ValueError(f"pretrain setting warmup_iters={s['warmup_iters']} must lie in [0, iters={s['iters']})")
+    if not 0 < s["min_object_scale"] <= 1:
+        raise ValueError(f"pretrain setting min_object_scale={s['min_object_scale']}: "
+                         "the smallest object's share of the frame's side, in (0, 1]")
     if s["size"] < 32:
         raise ValueError(f"pretrain setting size={s['size']}: at least 32 (the net's output stride)")
 
@@ -187,7 +191,8 @@ def heldout_accuracy(model: nn.Module, s: dict) -> dict:
     """Top-1 / top-5 on ``heldout_images`` images of the held-out split, and top-1 per kind."""
     was_training = model.training
     model.eval()
-    data = PretrainImages("heldout", s["heldout_images"], seed=s["seed"], size=s["size"])
+    data = PretrainImages("heldout", s["heldout_images"], seed=s["seed"], size=s["size"],
+                          min_scale=s["min_object_scale"])
     loader = torch.utils.data.DataLoader(data, batch_size=256, num_workers=s["workers"],
                                          worker_init_fn=loader_worker_init)
     top1 = top5 = n = 0
@@ -275,7 +280,7 @@ def pretrain(out_dir: str | Path, settings: dict, *, resume: bool = False, overw
 def _train(model: nn.Module, opt: torch.optim.Optimizer, s: dict, out: Path, start: int, log) -> None:
     # image i of the run is image i of the train stream: a resumed run sees the same images
     data = PretrainImages("train", (s["iters"] - start) * s["batch_size"], seed=s["seed"], size=s["size"],
-                          offset=start * s["batch_size"])
+                          offset=start * s["batch_size"], min_scale=s["min_object_scale"])
     # workers ignore SIGINT / SIGTERM (a scheduler signals every process of the job; one killed
     # would make torch abort before the checkpoint): the main process stops and saves
     loader = torch.utils.data.DataLoader(data, batch_size=s["batch_size"], num_workers=s["workers"],

@@ -9,8 +9,9 @@ result). Each choice and its reason:
   fences, brick walls), 14 hand-drawn objects that are not on the street (cup, bottle, chair …:
   ImageNet is mostly not street objects), 40 superformula shapes and 51 IFS fractals
   (``formula.py``: formula-driven categories are a published pretraining set of their own).
-- **Object-centric**: one object per image, 45–100% of the frame, anywhere, on a background that
-  is never a street scene (``looks.py``); sometimes a primitive shape occludes part of it.
+- **Object-centric**: one object per image, 45–100% of the frame (``min_scale``, the pretraining
+  key ``min_object_scale``, can lower the floor), anywhere, on a background that is never a street
+  scene (``looks.py``); sometimes a primitive shape occludes part of it.
 - **Looks vary per image**, not per category: palettes (artefacts any colour, natural things
   jittered hues, 15% of images any colour at all), texture and shading on the object, exposure,
   contrast, gamma, colour cast, grey, defocus or motion blur, noise, JPEG (``looks.py``).
@@ -43,6 +44,7 @@ from .palette import Palette
 from .pen import Pen
 
 SIZE = 96
+MIN_SCALE = 0.45  # the smallest object, as a fraction of the frame's side (the design's default)
 SPLITS = {"train": 0, "heldout": 1}
 N_SUPERFORMULA, N_IFS = 40, 51
 
@@ -68,10 +70,10 @@ CATEGORIES = _table()
 _POSE = {"street": (10.0, False), "other": (30.0, False), "superformula": (180.0, True), "ifs": (180.0, True)}
 
 
-def _place(r: np.random.Generator, kind: str, size: int) -> np.ndarray:
+def _place(r: np.random.Generator, kind: str, size: int, min_scale: float = MIN_SCALE) -> np.ndarray:
     """A 2×3 affine map from the object layer to the image: mirror, rotate, scale, shift."""
     max_rot, vflip = _POSE[kind]
-    s = r.uniform(0.45, 1.0)
+    s = r.uniform(min_scale, 1.0)
     m = cv2.getRotationMatrix2D((size / 2, size / 2), r.uniform(-max_rot, max_rot), s)
     mirror = np.diag([-1.0 if r.random() < 0.5 else 1.0, -1.0 if vflip and r.random() < 0.5 else 1.0])
     m[:, :2] = m[:, :2] @ mirror
@@ -86,8 +88,10 @@ def _check_split(split: str) -> None:
         raise ValueError(f"unknown pretraining split {split!r}; expected one of {', '.join(SPLITS)}")
 
 
-def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE) -> tuple[np.ndarray, int]:
-    """Image ``index`` of ``split``: (size, size, 3) uint8 RGB and its category."""
+def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE,
+           min_scale: float = MIN_SCALE) -> tuple[np.ndarray, int]:
+    """Image ``index`` of ``split``: (size, size, 3) uint8 RGB and its category; the object spans
+    ``min_scale``–1 of the frame's side."""
     _check_split(split)
     label = index % len(CATEGORIES)
     cat = CATEGORIES[label]
@@ -96,7 +100,7 @@ def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE) ->
     bg = background(r, pal, size)
     pen = Pen(size)
     cat.draw(pen, r, pal)
-    m = _place(r, cat.kind, size)
+    m = _place(r, cat.kind, size, min_scale)
     layer = cv2.warpAffine(pen.rgb, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32) / 255.0
     alpha = cv2.warpAffine(pen.mask, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255.0
     img = bg * (1 - alpha) + texture_object(r, layer) * alpha
@@ -112,14 +116,18 @@ def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE) ->
 class PretrainImages(torch.utils.data.Dataset):
     """``length`` images of ``split`` as (3, size, size) uint8 tensors and int64 labels."""
 
-    def __init__(self, split: str, length: int, seed: int = 0, size: int = SIZE, offset: int = 0):
+    def __init__(self, split: str, length: int, seed: int = 0, size: int = SIZE, offset: int = 0,
+                 min_scale: float = MIN_SCALE):
         _check_split(split)
+        if not 0 < min_scale <= 1:
+            raise ValueError(f"pretraining min_scale={min_scale}: the smallest object's share of the frame, in (0, 1]")
         self.split, self.length, self.seed, self.size, self.offset = split, length, seed, size, offset
+        self.min_scale = min_scale
         self.num_classes = len(CATEGORIES)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        img, label = render(self.offset + i, self.split, self.seed, self.size)
+        img, label = render(self.offset + i, self.split, self.seed, self.size, self.min_scale)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), label
