@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from udaseg.data.demo import write_demo
@@ -278,3 +279,26 @@ def test_the_transformer_smoke_row_config_trains_and_evaluates_on_the_embedded_b
     result = evaluate_checkpoint(last, cfg)
     assert len(result["iou"]) == 19 and 0.0 <= result["miou"] <= 1.0
     assert sum(result["predicted_fractions"]) == pytest.approx(1.0)
+
+
+def test_backbone_drift_separates_a_shrink_from_learning(tmp_path):
+    """Hand-computed: a pure shrink by 0.8 has cosine 1 and relative change 0.2; a weight turned by
+    90° at equal norm has cosine 0 and relative change √2; a checkpoint's backbone.* is read."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("backbone_drift", REPO / "benchmarks" / "backbone_drift.py")
+    drift = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(drift)
+    init = {"conv1.weight": torch.tensor([3.0, 4.0]).view(2, 1, 1, 1),
+            "layer1.0.conv1.weight": torch.tensor([1.0, 0.0]).view(2, 1, 1, 1),
+            "layer1.0.bn1.weight": torch.ones(2)}  # not a convolution: left out
+    tuned = {"conv1.weight": 0.8 * init["conv1.weight"],
+             "layer1.0.conv1.weight": torch.tensor([0.0, 1.0]).view(2, 1, 1, 1),
+             "layer1.0.bn1.weight": torch.full((2,), 5.0)}
+    torch.save({"segmentor": {f"backbone.{k}": v for k, v in tuned.items()} | {"classifier.w": torch.ones(1)}},
+               tmp_path / "last.pt")
+    read = drift.backbone_weights(tmp_path / "last.pt")
+    assert set(read) == set(tuned)
+    assert drift.stage_drift(init, read, "conv1") == pytest.approx((0.2, 0.8, 1.0))
+    assert drift.stage_drift(init, read, "layer1") == pytest.approx((2 ** 0.5, 1.0, 0.0), abs=1e-12)
+    with pytest.raises(KeyError, match="stage 'layer2': no convolution weights"):
+        drift.stage_drift(init, read, "layer2")
