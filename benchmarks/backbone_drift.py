@@ -25,7 +25,7 @@ STAGES = ("conv1", "layer1", "layer2", "layer3", "layer4")
 
 def backbone_weights(path: Path) -> dict[str, torch.Tensor]:
     """A torchvision-layout file as it is, or a training checkpoint's ``segmentor`` ``backbone.*``."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # as load_checkpoint: no code from the file
     if "segmentor" in state:
         prefix = "backbone."
         return {k[len(prefix):]: v for k, v in state["segmentor"].items() if k.startswith(prefix)}

@@ -50,6 +50,7 @@ from udaseg.models.backbones import DEPTHS, ResNetBackbone
 from udaseg.models.deeplabv2 import sha256sum
 from udaseg.models.mit import MIT_CONFIGS, build_mit
 from udaseg.pretraining import CATEGORIES, PretrainImages
+from udaseg.pretraining.images import MIN_SCALE
 
 RECIPE = {
     "arch": "resnet18",      # resnet18 | resnet50 | resnet101 | mit_b0 … mit_b5
@@ -62,7 +63,7 @@ RECIPE = {
     "warmup_iters": 100,
     "label_smoothing": 0.1,
     "size": 96,
-    "min_object_scale": 0.45,  # the smallest object's share of the frame's side (objects span it–1)
+    "min_object_scale": MIN_SCALE,  # the smallest object's share of the frame's side (objects span it–1)
     "seed": 0,
     "amp": "bf16",           # "bf16" | "none"
     "heldout_images": 6400,  # 50 per category
@@ -74,7 +75,7 @@ FREE_KEYS = {"workers": 1, "log_every": 20, "checkpoint_every": 100, "eval_every
 RUN_FILE, CHECKPOINT, METRICS = "pretrain.json", "checkpoint.pt", "metrics.jsonl"
 ARCHS = (*(f"resnet{d}" for d in sorted(DEPTHS)), *MIT_CONFIGS)
 # run files written before a key existed: the value those runs used
-_LEGACY = {"optimizer": "sgd", "min_object_scale": 0.45}
+_LEGACY = {"optimizer": "sgd", "min_object_scale": 0.45}  # literals: what those runs used, whatever the defaults become
 
 
 class ResNetClassifier(nn.Module):
