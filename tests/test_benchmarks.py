@@ -302,3 +302,31 @@ def test_backbone_drift_separates_a_shrink_from_learning(tmp_path):
     assert drift.stage_drift(init, read, "layer1") == pytest.approx((2 ** 0.5, 1.0, 0.0), abs=1e-12)
     with pytest.raises(KeyError, match="stage 'layer2': no convolution weights"):
         drift.stage_drift(init, read, "layer2")
+
+
+def test_backbone_of_writes_a_checkpoints_backbone_as_an_init(tmp_path, monkeypatch):
+    """The file written holds exactly the checkpoint's backbone.* tensors, prefix dropped, and
+    loads into the torchvision-layout ResNet-18 of deeplabv2_resnet18_tv; a checkpoint without
+    a ResNet backbone is refused, naming it, and nothing is written."""
+    import importlib.util
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("backbone_of", REPO / "benchmarks" / "backbone_of.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from udaseg.models import build_segmentor
+    from udaseg.models.deeplabv2 import load_pretrained
+    model = build_segmentor("deeplabv2_resnet18_tv", 19)
+    seg = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({"segmentor": seg}, tmp_path / "last.pt")
+    n = tool.write_backbone(tmp_path / "last.pt", tmp_path / "out" / "bb.pth")
+    written = torch.load(tmp_path / "out" / "bb.pth", weights_only=True)
+    expected = {k[len("backbone."):]: v for k, v in seg.items() if k.startswith("backbone.")}
+    assert n == len(written) == len(expected) and set(written) == set(expected)
+    assert all(torch.equal(written[k], expected[k]) for k in expected)
+    fresh = build_segmentor("deeplabv2_resnet18_tv", 19)
+    load_pretrained(fresh, tmp_path / "out" / "bb.pth", layout="torchvision")
+    assert all(torch.equal(v, seg[k]) for k, v in fresh.state_dict().items() if k.startswith("backbone."))
+    torch.save({"segmentor": {"classifier.w": torch.ones(1)}}, tmp_path / "heads.pt")
+    with pytest.raises(KeyError, match="heads.pt: no ResNet backbone"):
+        tool.write_backbone(tmp_path / "heads.pt", tmp_path / "none.pth")
+    assert not (tmp_path / "none.pth").exists()
