@@ -64,6 +64,9 @@ def test_settings_are_checked_by_name_type_and_range():
     with pytest.raises(ValueError, match=r"min_object_scale=0.0: the smallest object's share .* in \(0, 1\]"):
         parse_settings(["min_object_scale=0"])
     assert parse_settings(["min_object_scale=0.15"])["min_object_scale"] == 0.15
+    with pytest.raises(ValueError, match="street_objects='photos': expected one of drawn, world"):
+        parse_settings(["street_objects=photos"])
+    assert parse_settings([])["street_objects"] == "drawn"
 
 
 def test_a_mit_run_starts_from_deits_recipe_and_keeps_what_is_given():
@@ -144,13 +147,13 @@ def test_weights_of_another_depth_are_refused_naming_the_first_mismatching_key(t
 
 
 def test_a_run_file_written_before_mit_resumes(tmp_path):
-    """Runs started before the arch / optimizer / min_object_scale keys recorded depth=18, no optimizer
-    (SGD) and no object scale (0.45)."""
+    """Runs started before the arch / optimizer / min_object_scale / street_objects keys recorded
+    depth=18, no optimizer (SGD), no object scale (0.45) and no street objects (drawn)."""
     s = parse_settings(TINY)
     with pytest.raises(_Kill):
         pretrain(tmp_path, s, log=_killer(3))
     old = json.loads((tmp_path / "pretrain.json").read_text())
-    del old["arch"], old["optimizer"], old["min_object_scale"]
+    del old["arch"], old["optimizer"], old["min_object_scale"], old["street_objects"]
     (tmp_path / "pretrain.json").write_text(json.dumps({**old, "depth": 18}))
     pretrain(tmp_path, s, resume=True, log=lambda line: None)
     assert json.loads((tmp_path / "pretrain.json").read_text())["arch"] == "resnet18"
@@ -220,3 +223,12 @@ def test_sigterm_to_the_whole_job_saves_and_says_how_to_resume(tmp_path):
     assert 2 <= it < 2000
     assert f"interrupted by SIGTERM after iteration {it}" in err and "--resume" in err
     assert "Traceback" not in err
+
+
+def test_a_world_pretraining_reports_the_world_objects_as_their_own_kind(tmp_path):
+    """street_objects=world trains on the world-painted street categories; held-out accuracy is
+    reported for them under their own kind (16 held-out images: labels 0–15, all world objects)."""
+    summary = pretrain(tmp_path, parse_settings(TINY + ["street_objects=world"]), log=lambda line: None)
+    assert summary["categories"] == 128 and summary["recipe"]["street_objects"] == "world"
+    assert set(summary["heldout"]["top1_by_kind"]) == {"world"}
+    assert json.loads((tmp_path / "pretrain.json").read_text())["street_objects"] == "world"

@@ -9,7 +9,8 @@ import pytest
 
 from udaseg.pretraining import CATEGORIES, PretrainImages, render
 from udaseg.pretraining import formula
-from udaseg.pretraining.images import MIN_SCALE, N_IFS, _place
+from udaseg.pretraining import world
+from udaseg.pretraining.images import CATEGORY_SETS, MIN_SCALE, N_IFS, _place
 from udaseg.pretraining.pen import Pen
 
 PACKAGE = Path(__file__).resolve().parents[1] / "udaseg" / "pretraining"
@@ -102,10 +103,65 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_the_pretraining_set_uses_nothing_of_the_benchmark():
-    """No scene, layout, camera or split of the benchmark: the package imports only numpy, cv2,
-    torch, the standard library and its own modules."""
-    allowed_roots = {"numpy", "cv2", "torch", "colorsys", "dataclasses", "functools", "typing", "__future__"}
+# what world.py may take from the benchmark: its object models, the camera they draw through, the
+# painters' shared state, label codes, material shading and the styles' colours and light
+WORLD_MAY_IMPORT = {"udaseg.benchmark.objects", "udaseg.benchmark.camera", "udaseg.benchmark.codes",
+                    "udaseg.benchmark.context", "udaseg.benchmark.shading", "udaseg.benchmark.styles"}
+
+
+def test_the_pretraining_set_uses_nothing_of_the_benchmarks_scenes():
+    """No scene, layout, placement, background, sensor or split of the benchmark: the package
+    imports only numpy, cv2, torch, the standard library and its own modules; ``world.py``
+    besides them exactly the benchmark's object models and what they draw with."""
+    allowed_roots = {"numpy", "cv2", "torch", "colorsys", "dataclasses", "functools", "typing", "__future__", "math"}
     for path in PACKAGE.glob("*.py"):
         for name in _imports(path):
+            if path.name == "world.py" and name.startswith("udaseg."):
+                assert name in WORLD_MAY_IMPORT, f"world.py imports {name}"
+                continue
             assert name.startswith(".") or name.split(".")[0] in allowed_roots, f"{path.name} imports {name}"
+    assert {n for n in _imports(PACKAGE / "world.py") if n.startswith("udaseg.")} == WORLD_MAY_IMPORT
+
+
+def test_the_world_set_swaps_only_the_street_objects():
+    """street_objects=world: the 23 street categories become 23 of the benchmark world's object
+    models; every other category renders bit for bit as in the drawn set (same stream, same code)."""
+    drawn, painted = CATEGORY_SETS["drawn"], CATEGORY_SETS["world"]
+    assert len(painted) == len(drawn) == 128 and len({c.name for c in painted}) == 128
+    assert [c.kind for c in painted[:23]] == ["world"] * 23 and [c.kind for c in drawn[:23]] == ["street"] * 23
+    assert [c.name for c in painted[23:]] == [c.name for c in drawn[23:]]
+    assert {"car_side", "truck", "bus", "tram", "motorcycle", "bicycle", "cyclist", "person", "pole",
+            "traffic_light", "sign", "tree", "building", "fence", "wall", "hedge"} <= {c.name for c in painted[:23]}
+    for index in (23, 60, 127 + 128):  # other, superformula, IFS
+        assert np.array_equal(render(index, street_objects="world")[0], render(index)[0])
+    for index in (0, 9, 22):
+        image, label = render(index, street_objects="world")
+        assert label == index and image.shape == (96, 96, 3) and not np.array_equal(image, render(index)[0])
+        assert np.array_equal(image, render(index, street_objects="world")[0])
+    data = PretrainImages("heldout", 2, street_objects="world")
+    assert data.num_classes == 128 and np.array_equal(data[0][0].numpy().transpose(1, 2, 0),
+                                                      render(0, "heldout", street_objects="world")[0])
+    with pytest.raises(ValueError, match="street_objects='photo': expected one of drawn, world"):
+        PretrainImages("train", 1, street_objects="photo")
+
+
+@pytest.mark.parametrize("name", list(world.WORLD_STREET))
+def test_every_world_category_photographs_one_whole_object(name):
+    """The camera frames the whole object (never cut by the render's border, never a speck), the
+    photograph is its box cropped tight, and the same stream gives the same photograph."""
+    for i in range(8):
+        full_rgb, full_alpha = world.render_object(np.random.default_rng([1, i]), name)
+        assert not (full_alpha[0].any() or full_alpha[-1].any() or full_alpha[:, 0].any() or full_alpha[:, -1].any())
+        ys, xs = np.nonzero(full_alpha)
+        assert max(np.ptp(ys), np.ptp(xs)) + 1 >= 0.2 * world.RENDER
+        rgb, alpha = world.photograph(np.random.default_rng([1, i]), name)
+        assert np.array_equal(alpha, full_alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+        assert np.array_equal(rgb, full_rgb[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    assert rgb.dtype == alpha.dtype == np.float32 and 0.0 <= rgb.min() and rgb.max() <= 1.0
+    assert set(np.unique(alpha)) == {0.0, 1.0} or alpha.min() == 1.0
+    layer, mask = world.to_layer(rgb, alpha, 96)
+    assert layer.shape == (96, 96, 3) and mask.shape == (96, 96) and mask.dtype == np.uint8
+    ys, xs = np.nonzero(mask > 127)
+    # the longer side fills 90% of the layer (to within the resampling's pixel), centred
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 == pytest.approx(0.9 * 96, abs=2)
+    assert (ys.min() + ys.max()) / 2 == pytest.approx(47.5, abs=2) and (xs.min() + xs.max()) / 2 == pytest.approx(47.5, abs=2)

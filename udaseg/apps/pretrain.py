@@ -49,8 +49,8 @@ from udaseg.engine.interrupt import StopOnSignal, TrainingInterrupted, loader_it
 from udaseg.models.backbones import DEPTHS, ResNetBackbone
 from udaseg.models.deeplabv2 import sha256sum
 from udaseg.models.mit import MIT_CONFIGS, build_mit
-from udaseg.pretraining import CATEGORIES, PretrainImages
-from udaseg.pretraining.images import MIN_SCALE
+from udaseg.pretraining import PretrainImages
+from udaseg.pretraining.images import CATEGORY_SETS, MIN_SCALE, STREET_OBJECTS
 
 RECIPE = {
     "arch": "resnet18",      # resnet18 | resnet50 | resnet101 | mit_b0 … mit_b5
@@ -64,6 +64,7 @@ RECIPE = {
     "label_smoothing": 0.1,
     "size": 96,
     "min_object_scale": MIN_SCALE,  # the smallest object's share of the frame's side (objects span it–1)
+    "street_objects": "drawn",  # "drawn" | "world": the street categories' appearance (pretraining/images.py)
     "seed": 0,
     "amp": "bf16",           # "bf16" | "none"
     "heldout_images": 6400,  # 50 per category
@@ -74,8 +75,8 @@ MIT_RECIPE = {"optimizer": "adamw", "lr": 5e-4 * 128 / 512, "weight_decay": 0.05
 FREE_KEYS = {"workers": 1, "log_every": 20, "checkpoint_every": 100, "eval_every": 1000}
 RUN_FILE, CHECKPOINT, METRICS = "pretrain.json", "checkpoint.pt", "metrics.jsonl"
 ARCHS = (*(f"resnet{d}" for d in sorted(DEPTHS)), *MIT_CONFIGS)
-# run files written before a key existed: the value those runs used
-_LEGACY = {"optimizer": "sgd", "min_object_scale": 0.45}  # literals: what those runs used, whatever the defaults become
+# run files written before a key existed: the value those runs used (literals, whatever the defaults become)
+_LEGACY = {"optimizer": "sgd", "min_object_scale": 0.45, "street_objects": "drawn"}
 
 
 class ResNetClassifier(nn.Module):
@@ -169,6 +170,9 @@ def _check(s: dict) -> None:
     if not 0 < s["min_object_scale"] <= 1:
         raise ValueError(f"pretrain setting min_object_scale={s['min_object_scale']}: "
                          "the smallest object's share of the frame's side, in (0, 1]")
+    if s["street_objects"] not in STREET_OBJECTS:
+        raise ValueError(f"pretrain setting street_objects={s['street_objects']!r}: expected one of "
+                         f"{', '.join(STREET_OBJECTS)}")
     if s["size"] < 32:
         raise ValueError(f"pretrain setting size={s['size']}: at least 32 (the net's output stride)")
 
@@ -193,7 +197,8 @@ def heldout_accuracy(model: nn.Module, s: dict) -> dict:
     was_training = model.training
     model.eval()
     data = PretrainImages("heldout", s["heldout_images"], seed=s["seed"], size=s["size"],
-                          min_scale=s["min_object_scale"])
+                          min_scale=s["min_object_scale"], street_objects=s["street_objects"])
+    categories = CATEGORY_SETS[s["street_objects"]]
     loader = torch.utils.data.DataLoader(data, batch_size=256, num_workers=s["workers"],
                                          worker_init_fn=loader_worker_init)
     top1 = top5 = n = 0
@@ -206,9 +211,9 @@ def heldout_accuracy(model: nn.Module, s: dict) -> dict:
         top5 += int((best == labels[:, None]).any(1).sum())
         n += len(labels)
         for label, hit in zip(labels.tolist(), hit1.tolist()):
-            kinds.setdefault(CATEGORIES[label].kind, [0, 0])
-            kinds[CATEGORIES[label].kind][0] += hit
-            kinds[CATEGORIES[label].kind][1] += 1
+            tally = kinds.setdefault(categories[label].kind, [0, 0])
+            tally[0] += hit
+            tally[1] += 1
     model.train(was_training)
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n,
             "top1_by_kind": {k: 100.0 * h / c for k, (h, c) in sorted(kinds.items())}}
@@ -262,7 +267,8 @@ def pretrain(out_dir: str | Path, settings: dict, *, resume: bool = False, overw
         state = _open_run(out, s, resume, overwrite)
         atomic_write_json(out / RUN_FILE, {k: s[k] for k in RECIPE})
         torch.manual_seed(s["seed"])
-        model = build_classifier(s["arch"], len(CATEGORIES)).to(memory_format=torch.channels_last)
+        classes = len(CATEGORY_SETS[s["street_objects"]])
+        model = build_classifier(s["arch"], classes).to(memory_format=torch.channels_last)
         opt = make_optimizer(model, s)
         start = 0
         if state is not None:
@@ -281,7 +287,8 @@ def pretrain(out_dir: str | Path, settings: dict, *, resume: bool = False, overw
 def _train(model: nn.Module, opt: torch.optim.Optimizer, s: dict, out: Path, start: int, log) -> None:
     # image i of the run is image i of the train stream: a resumed run sees the same images
     data = PretrainImages("train", (s["iters"] - start) * s["batch_size"], seed=s["seed"], size=s["size"],
-                          offset=start * s["batch_size"], min_scale=s["min_object_scale"])
+                          offset=start * s["batch_size"], min_scale=s["min_object_scale"],
+                          street_objects=s["street_objects"])
     # workers ignore SIGINT / SIGTERM (a scheduler signals every process of the job; one killed
     # would make torch abort before the checkpoint): the main process stops and saves
     loader = torch.utils.data.DataLoader(data, batch_size=s["batch_size"], num_workers=s["workers"],
@@ -328,7 +335,8 @@ def _finish(model: nn.Module, s: dict, out: Path, log) -> dict:
     full, half = out / f"{s['arch']}.pth", out / f"{s['arch']}_fp16.pth"
     save_checkpoint(full, sd)
     save_checkpoint(half, {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()})
-    summary = {"recipe": {k: s[k] for k in RECIPE}, "heldout": acc, "categories": len(CATEGORIES),
+    summary = {"recipe": {k: s[k] for k in RECIPE}, "heldout": acc,
+               "categories": len(CATEGORY_SETS[s["street_objects"]]),
                "files": {full.name: sha256sum(full), half.name: sha256sum(half)}}
     atomic_write_json(out / "summary.json", summary)
     log(f"held-out top-1 {acc['top1']:.1f}%, top-5 {acc['top5']:.1f}% ({s['heldout_images']} images); "

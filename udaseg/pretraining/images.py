@@ -25,8 +25,16 @@ result). Each choice and its reason:
 - **Splits**: ``train`` and ``heldout`` differ only in the seed stream, so held-out accuracy
   measures generalisation to new instances and looks, as ImageNet's val does.
 
-Nothing of the benchmark's scenes is used: no scene renderer, layout, camera, sensor or split of
-``udaseg.benchmark`` is imported here (``tests/test_pretraining.py`` checks the imports).
+Nothing of the benchmark's scenes is used: no scene renderer, layout, placement, background,
+sensor or split of ``udaseg.benchmark``; only ``world.py`` (below) imports anything of it, its
+object models and what they draw with (``tests/test_pretraining.py`` checks the imports).
+
+**The street objects' appearance** (``street_objects``, the pretraining key, session 16): ``drawn``
+(the default above, ``demo_resnet18``'s set) or ``world``: the 23 street categories replaced by
+23 of the benchmark world's own object models, one per photograph, on this set's backgrounds and
+looks (``world.py``, which says what it takes from ``udaseg.benchmark`` and what not, and why:
+with the drawn set, pretraining longer or larger did not move the paper's recipe at all). The
+other 105 categories, the backgrounds, the looks and the label rule are the same in both.
 """
 from __future__ import annotations
 
@@ -38,7 +46,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import formula, objects
+from . import formula, objects, world
 from .looks import background, photograph, texture_object
 from .palette import Palette
 from .pen import Pen
@@ -56,8 +64,11 @@ class Category:
     draw: Callable
 
 
-def _table() -> tuple[Category, ...]:
-    cats = [Category(n, "street", f) for n, f in objects.STREET.items()]
+def _table(street_objects: str = "drawn") -> tuple[Category, ...]:
+    if street_objects == "drawn":
+        cats = [Category(n, "street", f) for n, f in objects.STREET.items()]
+    else:  # painted by the benchmark world's object models (``world.py``)
+        cats = [Category(n, "world", partial(world.photograph, name=n)) for n in world.WORLD_STREET]
     cats += [Category(n, "other", f) for n, f in objects.OTHER.items()]
     cats += [Category(f"superformula_{i:02d}", "superformula", partial(formula.draw_superformula, i))
              for i in range(N_SUPERFORMULA)]
@@ -65,9 +76,12 @@ def _table() -> tuple[Category, ...]:
     return tuple(cats)
 
 
-CATEGORIES = _table()
+STREET_OBJECTS = ("drawn", "world")
+CATEGORY_SETS = {name: _table(name) for name in STREET_OBJECTS}
+CATEGORIES = CATEGORY_SETS["drawn"]
 # (max rotation in degrees, vertical mirror allowed) per kind
-_POSE = {"street": (10.0, False), "other": (30.0, False), "superformula": (180.0, True), "ifs": (180.0, True)}
+_POSE = {"street": (10.0, False), "world": (10.0, False), "other": (30.0, False), "superformula": (180.0, True),
+         "ifs": (180.0, True)}
 
 
 def _place(r: np.random.Generator, kind: str, size: int, min_scale: float = MIN_SCALE) -> np.ndarray:
@@ -88,22 +102,33 @@ def _check_split(split: str) -> None:
         raise ValueError(f"unknown pretraining split {split!r}; expected one of {', '.join(SPLITS)}")
 
 
+def _check_street_objects(street_objects: str) -> None:
+    if street_objects not in CATEGORY_SETS:
+        raise ValueError(f"pretraining street_objects={street_objects!r}: expected one of {', '.join(STREET_OBJECTS)}")
+
+
 def render(index: int, split: str = "train", seed: int = 0, size: int = SIZE,
-           min_scale: float = MIN_SCALE) -> tuple[np.ndarray, int]:
+           min_scale: float = MIN_SCALE, street_objects: str = "drawn") -> tuple[np.ndarray, int]:
     """Image ``index`` of ``split``: (size, size, 3) uint8 RGB and its category; the object spans
     ``min_scale``–1 of the frame's side."""
     _check_split(split)
-    label = index % len(CATEGORIES)
-    cat = CATEGORIES[label]
+    _check_street_objects(street_objects)
+    cats = CATEGORY_SETS[street_objects]
+    label = index % len(cats)
+    cat = cats[label]
     r = np.random.default_rng([seed, SPLITS[split], index])
     pal = Palette(r)
     bg = background(r, pal, size)
-    pen = Pen(size)
-    cat.draw(pen, r, pal)
+    if cat.kind == "world":  # already shaded in its world's materials: no texture of this set's
+        rgb, mask = world.to_layer(*cat.draw(r), size)
+    else:
+        pen = Pen(size)
+        cat.draw(pen, r, pal)
+        rgb, mask = pen.rgb, pen.mask
     m = _place(r, cat.kind, size, min_scale)
-    layer = cv2.warpAffine(pen.rgb, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-    alpha = cv2.warpAffine(pen.mask, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255.0
-    img = bg * (1 - alpha) + texture_object(r, layer) * alpha
+    layer = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    alpha = cv2.warpAffine(mask, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255.0
+    img = bg * (1 - alpha) + (layer if cat.kind == "world" else texture_object(r, layer)) * alpha
     if r.random() < 0.25:  # a primitive occluder in front of part of the object
         occ = Pen(size)
         x, y = r.uniform(0, 1, 2)
@@ -117,17 +142,18 @@ class PretrainImages(torch.utils.data.Dataset):
     """``length`` images of ``split`` as (3, size, size) uint8 tensors and int64 labels."""
 
     def __init__(self, split: str, length: int, seed: int = 0, size: int = SIZE, offset: int = 0,
-                 min_scale: float = MIN_SCALE):
+                 min_scale: float = MIN_SCALE, street_objects: str = "drawn"):
         _check_split(split)
+        _check_street_objects(street_objects)
         if not 0 < min_scale <= 1:
             raise ValueError(f"pretraining min_scale={min_scale}: the smallest object's share of the frame, in (0, 1]")
         self.split, self.length, self.seed, self.size, self.offset = split, length, seed, size, offset
-        self.min_scale = min_scale
-        self.num_classes = len(CATEGORIES)
+        self.min_scale, self.street_objects = min_scale, street_objects
+        self.num_classes = len(CATEGORY_SETS[street_objects])
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        img, label = render(self.offset + i, self.split, self.seed, self.size, self.min_scale)
+        img, label = render(self.offset + i, self.split, self.seed, self.size, self.min_scale, self.street_objects)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), label
