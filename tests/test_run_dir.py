@@ -318,12 +318,14 @@ def test_an_atomic_write_that_fails_names_its_file(tmp_path, monkeypatch):
 def test_an_unreadable_checkpoint_is_one_line_without_torchs_unsafe_advice(tmp_path):
     import os
     import pickle
+    import random
     import subprocess
     import sys
     from pathlib import Path
 
     noise, code = tmp_path / "noise.pt", tmp_path / "code.pt"
-    noise.write_bytes(os.urandom(256))
+    # fixed bytes: about 7% of random ones fail pickle's reader in another way (IndexError, KeyError …)
+    noise.write_bytes(random.Random(0).randbytes(256))
     code.write_bytes(pickle.dumps({"segmentor": os.system}, protocol=2))  # a pickle that would import code
     for path, detail in ((noise, "Unsupported operand"), (code, "")):
         with pytest.raises(ValueError) as info:
