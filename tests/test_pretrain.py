@@ -176,15 +176,26 @@ def test_a_mit_pretraining_writes_the_nvlabs_layout_that_loads_strictly_into_daf
             assert torch.equal(own["backbone." + key], value.half().to(value.dtype))
 
 
-def test_the_shipped_demo_resnet18_verifies_and_loads():
-    path = resolve_pretrained("demo_resnet18", "deeplabv2_resnet18_tv", input_norm="imagenet")
-    assert path.is_file() and sha256sum(path) == W.DEMO_RESNET18_SHA256
+@pytest.mark.parametrize("name, sha256", [("demo_resnet18", W.DEMO_RESNET18_SHA256),
+                                          ("demo_resnet18_world", W.DEMO_RESNET18_WORLD_SHA256)])
+def test_the_shipped_weights_verify_and_load(name, sha256):
+    path = resolve_pretrained(name, "deeplabv2_resnet18_tv", input_norm="imagenet")
+    assert path.is_file() and path.name == f"{name}.pth" and sha256sum(path) == sha256
     sd = torch.load(path, weights_only=True)
     assert set(sd) == torchvision_resnet18_keys() and sd["conv1.weight"].dtype == torch.float16
-    model = build_segmentor("deeplabv2_resnet18_tv", 19, pretrained="demo_resnet18", input_norm="imagenet")
+    assert sd["fc.weight"].shape == (128, 512)  # the pretraining set's 128 categories
+    model = build_segmentor("deeplabv2_resnet18_tv", 19, pretrained=name, input_norm="imagenet")
     assert len(model.init_report.loaded) == len(sd) - 2  # everything but fc.*
+    assert torch.equal(model.state_dict()["backbone.layer4.1.conv2.weight"], sd["layer4.1.conv2.weight"].float())
     with pytest.raises(ValueError, match="fit arch deeplabv2_resnet18_tv, not 'deeplabv2_resnet18'"):
-        build_segmentor("deeplabv2_resnet18", 19, pretrained="demo_resnet18")
+        build_segmentor("deeplabv2_resnet18", 19, pretrained=name)
+
+
+def test_the_two_shipped_weights_differ():
+    """demo_resnet18_world is another pretraining (street_objects=world), not a copy."""
+    a, b = (torch.load(resolve_pretrained(n, "deeplabv2_resnet18_tv"), weights_only=True)
+            for n in ("demo_resnet18", "demo_resnet18_world"))
+    assert not torch.equal(a["conv1.weight"], b["conv1.weight"])
 
 
 def test_missing_or_altered_packaged_weights_say_how_to_rebuild(monkeypatch):

@@ -113,7 +113,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_table_entries():
-    assert available_pretrained() == ["deeplab_imagenet", "torchvision_resnet101", "demo_resnet18",
+    assert available_pretrained() == ["deeplab_imagenet", "torchvision_resnet101", "demo_resnet18", "demo_resnet18_world",
                                       *(f"mit_b{i}" for i in range(6))]
     d, t = PRETRAINED_WEIGHTS["deeplab_imagenet"], PRETRAINED_WEIGHTS["torchvision_resnet101"]
     assert d.url == "https://github.com/valeoai/ADVENT/releases/download/v0.1/DeepLab_resnet_pretrained_imagenet.pth"
@@ -130,6 +130,10 @@ def test_table_entries():
     assert (demo.packaged, demo.layout, demo.archs, demo.input_norm) == (
         "models/pretrained/demo_resnet18.pth", "torchvision", ("deeplabv2_resnet18_tv",), "imagenet")
     assert len(demo.sha256) == 64 and demo.rebuild.startswith("udaseg pretrain --out ")
+    world = PRETRAINED_WEIGHTS["demo_resnet18_world"]  # benchmark v3's init, also shipped
+    assert (world.packaged, world.layout, world.archs, world.input_norm) == (
+        "models/pretrained/demo_resnet18_world.pth", "torchvision", ("deeplabv2_resnet18_tv",), "imagenet")
+    assert len(world.sha256) == 64 and world.rebuild.startswith("udaseg pretrain --out runs/pretrain/r18_world_3k street_objects=world ")
     for i in range(6):  # MiT encoders: smp's v0.0.2 release .pth (original NVlabs layout), no published digest
         m = PRETRAINED_WEIGHTS[f"mit_b{i}"]
         assert m.url == f"https://github.com/qubvel/segmentation_models.pytorch/releases/download/v0.0.2/mit_b{i}.pth"

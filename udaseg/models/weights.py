@@ -5,7 +5,7 @@
 
 A value of ``model.pretrained`` that names an existing file is used as it is (an existing path
 wins over a name); otherwise it must be a key of ``PRETRAINED_WEIGHTS``. A *packaged* name
-(``demo_resnet18``: weights made by ``udaseg pretrain`` and shipped inside the package) resolves to
+(``demo_resnet18``, ``demo_resnet18_world``: weights made by ``udaseg pretrain`` and shipped inside the package) resolves to
 its file under ``udaseg/``, verified against its full SHA-256; a missing or altered file is an
 error that gives the command that rebuilds it. Any other name resolves to
 ``<cache>/<file name>``, cache = ``$UDASEG_CACHE`` or ``~/.cache/udaseg``. A cached file whose
@@ -35,8 +35,9 @@ from pathlib import Path
 
 from .deeplabv2 import sha256sum
 
-# SHA-256 of the shipped udaseg/models/pretrained/demo_resnet18.pth (tests/test_pretrain.py checks it)
+# SHA-256 of the shipped udaseg/models/pretrained/demo_resnet18*.pth (tests/test_pretrain.py checks them)
 DEMO_RESNET18_SHA256 = "43b2347ec6c68e0a9f9fa9b41a6fc33773cb41bb8cb6a358e0b3ec7286e9e062"
+DEMO_RESNET18_WORLD_SHA256 = "7282dc77445545fdda81085e71ebe4c0827e2e1b00d9c286de59515795232b66"
 CACHE_ENV = "UDASEG_CACHE"
 DEFAULT_CACHE = "~/.cache/udaseg"
 DEFAULT_TIMEOUT = 60.0  # seconds, per blocking socket operation (connect, each read), not the whole transfer
@@ -113,6 +114,22 @@ PRETRAINED_WEIGHTS: dict[str, PretrainedWeights] = {
         packaged="models/pretrained/demo_resnet18.pth",
         rebuild="udaseg pretrain --out runs/pretrain/demo_resnet18 && cp runs/pretrain/demo_resnet18/"
                 "resnet18_fp16.pth <udaseg package>/models/pretrained/demo_resnet18.pth",
+    ),
+    # The same pretraining with the street categories painted by the benchmark world's own object
+    # models (pretraining key street_objects=world, udaseg/pretraining/world.py): benchmark v3's
+    # init (configs/demo), chosen on the oracle under the paper's recipe (BENCHMARKS.md v3).
+    "demo_resnet18_world": PretrainedWeights(
+        url="",
+        filename="demo_resnet18_world.pth",
+        sha256=DEMO_RESNET18_WORLD_SHA256,
+        layout="torchvision",
+        archs=("deeplabv2_resnet18_tv",),
+        input_norm="imagenet",
+        source="made by udaseg pretrain street_objects=world (the recipe in udaseg/apps/pretrain.py), "
+               "shipped with the package",
+        packaged="models/pretrained/demo_resnet18_world.pth",
+        rebuild="udaseg pretrain --out runs/pretrain/r18_world_3k street_objects=world && cp "
+                "runs/pretrain/r18_world_3k/resnet18_fp16.pth <udaseg package>/models/pretrained/demo_resnet18_world.pth",
     ),
     # ImageNet-1k MiT-B0..B5 encoders (mit_b0.pth ... mit_b5.pth) in the original NVlabs key layout
     # (/work/shared/TRANSFORMERS.md §5a/§5b), loaded strictly by load_mit_pretrained (head.* dropped).
