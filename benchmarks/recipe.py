@@ -20,7 +20,7 @@ def main(argv=None):
     p.add_argument("--out", default="runs/recipe")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--recipe", action="append", required=True, metavar="NAME[=key=value,...]",
-                   help="a recipe: config overrides of configs/demo (repeatable)")
+                   help="a recipe: config overrides of the config set (--configs, default demo) (repeatable)")
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
     p.add_argument("--publish", metavar="DIR", help="also write recipe.json + RECIPE.md here after each run")
     p.add_argument("--targets", choices=sorted(TARGETS_BY_VERSION), default="v3",

@@ -11,20 +11,22 @@ from udaseg.apps import pipeline
 
 @pytest.fixture
 def other_set(tmp_path) -> Path:
-    """A copy of configs/demo whose base recipe has another LR (3e-4 for the demo's 1e-3)."""
+    """A copy of configs/demo whose base recipe has another LR (3e-4 for the demo's 2e-2)."""
     folder = tmp_path / "my_set"
     shutil.copytree(pipeline.CONFIG_DIR / "demo", folder)
     base = folder / "_base_.yaml"
     text = base.read_text()
-    assert text.count("  lr: 1.0e-3\n") == 1
-    base.write_text(text.replace("  lr: 1.0e-3\n", "  lr: 3.0e-4\n"))
+    lr_lines = [line for line in text.splitlines(keepends=True) if line.startswith("  lr: ")]
+    assert len(lr_lines) == 1 and lr_lines[0].startswith("  lr: 2.0e-2 ")
+    base.write_text(text.replace(lr_lines[0], "  lr: 3.0e-4\n"))
     return folder
 
 
 def test_a_name_is_a_folder_of_configs_and_a_path_is_itself(other_set):
     assert pipeline.config_folder("demo") == pipeline.CONFIG_DIR / "demo"
     assert pipeline.config_folder(str(other_set)) == other_set
-    assert pipeline.demo_config("source_only", Path("d"), 0)["train"]["lr"] == 1e-3
+    assert pipeline.demo_config("source_only", Path("d"), 0)["train"]["lr"] == 2e-2
+    assert pipeline.demo_config("source_only", Path("d"), 0, configs="demo_scratch")["train"]["lr"] == 1e-3
     cfg = pipeline.demo_config("source_only", Path("d"), 3, configs=other_set)
     assert cfg["train"]["lr"] == 3e-4 and cfg["seed"] == 3
     assert cfg["data"]["target"]["root"] == str(Path("d") / "cityscapes")
@@ -76,7 +78,7 @@ def test_the_ablation_trains_every_row_from_the_given_set(fake_training, other_s
                  probes=[("p", "fgd_ent", ["method.lambda_ent=0.02"])])
     names = [name for name, _ in fake_training]
     assert names == ["source_only", "target_only", *ADAPTATION, "p"]
-    assert {cfg["train"]["lr"] for _, cfg in fake_training} == {3e-4}  # none from configs/demo (1e-3)
+    assert {cfg["train"]["lr"] for _, cfg in fake_training} == {3e-4}  # none from configs/demo (2e-2)
     assert json.loads((tmp_path / "out" / "ablation.json").read_text())["configs"] == str(other_set)
 
 
@@ -111,3 +113,43 @@ def test_the_demo_job_runs_the_given_set(fake_training, other_set, tmp_path, mon
     assert [(name, cfg["train"]["lr"]) for name, cfg in fake_training] == [
         ("source_only", 3e-4), ("bn_control", 3e-4), ("fgd_ent", 3e-4)]
     assert any(f"configs: {other_set}" in line for line in lines)
+
+
+def _flat(tree: dict, prefix="") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_the_demo_set_is_v3_the_papers_recipe_on_the_shipped_weights():
+    """configs/demo (benchmark v3): the shipped pretrained R18 fine-tuned with the paper's recipe."""
+    cfg = pipeline.demo_config("source_only", Path("d"), 0)
+    model, train = cfg["model"], cfg["train"]
+    assert (model["arch"], model["bn_mode"], model["pretrained"], model["input_norm"]) == (
+        "deeplabv2_resnet18_tv", "frozen", "demo_resnet18_world", "imagenet")
+    assert (train["optimizer"], train["momentum"], train["weight_decay"], train["head_lr_mult"], train["poly_power"]) == (
+        "sgd", 0.9, 5e-4, 10.0, 0.9)
+    assert (train["lr"], train["warmup_iters"], train["iters"], cfg["data"]["batch_size"]) == (2e-2, 200, 3000, 2)
+    for method in ("dacs", "fgd_ent_st", "fgd_ent_st_mic"):  # frozen BN: the teacher's statistics are the init's
+        assert pipeline.demo_config(method, Path("d"), 0)["self_training"]["teacher_bn"] == "auto"
+
+
+# What a config set's recipe may change; everything else (data, sizes, schedule, evaluation,
+# self-training settings) is the benchmark's and the same in v2 and v3, so their results compare.
+RECIPE_KEYS = {"model.arch", "model.bn_mode", "model.pretrained", "train.optimizer", "train.lr", "train.head_lr_mult",
+               "train.momentum", "train.weight_decay", "train.betas", "train.warmup_iters", "self_training.teacher_bn"}
+
+
+@pytest.mark.parametrize("method", sorted(p.stem for p in (pipeline.CONFIG_DIR / "demo").glob("*.yaml")
+                                          if not p.stem.startswith("_") and p.stem != "daformer"))
+def test_v3_and_the_from_scratch_set_differ_only_in_the_recipe_and_the_loss_weights(method):
+    v3 = _flat(pipeline.demo_config(method, Path("d"), 0))
+    v2 = _flat(pipeline.demo_config(method, Path("d"), 0, configs="demo_scratch"))
+    assert set(v3) == set(v2)
+    differ = {k for k in v3 if v3[k] != v2[k]}
+    assert differ - RECIPE_KEYS <= {k for k in differ if k.startswith("method.")}, method
+    assert {"model.arch", "model.bn_mode", "train.optimizer"} <= differ

@@ -167,12 +167,14 @@ def test_dacs_on_the_demo_adapts_from_the_source_only_stage():
 
 @pytest.mark.parametrize("method", ["dacs", "fgd_ent_st", "fgd_ent_st_mic"])
 def test_every_self_training_config_labels_with_the_references_teacher(method):
-    """The references' teacher runs in train mode: batch statistics where BN trains (the demo,
-    from scratch), the fixed ones where it is frozen (the real-data configs, ImageNet weights)."""
+    """The references' teacher runs in train mode: batch statistics where BN trains (the
+    from-scratch demo_scratch set), the fixed ones where it is frozen (the demo's v3 set and the
+    real-data configs, pretrained weights)."""
     from udaseg.config import load_config
     from udaseg.engine.mean_teacher import check_self_training_run, resolve_teacher_bn
 
-    for folder, expected in (("demo", "batch"), ("gta5_cityscapes", "eval"), ("synthia_cityscapes", "eval")):
+    for folder, expected in (("demo_scratch", "batch"), ("demo", "eval"), ("gta5_cityscapes", "eval"),
+                             ("synthia_cityscapes", "eval")):
         cfg = load_config(f"configs/{folder}/{method}.yaml")
         check_self_training_run(cfg)
         assert resolve_teacher_bn(cfg["self_training"]["teacher_bn"], cfg["model"]["bn_mode"]) == expected, folder

@@ -93,20 +93,20 @@ def test_teacher_bn_in_digests_and_resume_is_its_behaviour():
         del cfg["self_training"]["teacher_bn"]
         return cfg
 
-    for path in ("configs/demo/fada.yaml", "configs/gta5_cityscapes/dacs.yaml"):  # no ST / frozen BN: auto = eval
+    for path in ("configs/demo_scratch/fada.yaml", "configs/gta5_cityscapes/dacs.yaml"):  # no ST / frozen BN: auto = eval
         old, new = before(path), load_config(path)
         assert digest_matches(legacy_config_digest(old), new) and digest_matches(config_digest(old), new)
         assert config_changes(old, new) == {}
-    st = ["self_training.enabled=true"]  # the demo's trainable BN: auto = batch, not what ran before
-    old = before("configs/demo/fada.yaml", st)
+    st = ["self_training.enabled=true"]  # demo_scratch's trainable BN: auto = batch, not what ran before
+    old = before("configs/demo_scratch/fada.yaml", st)
     for value, same in (("eval", True), ("auto", False), ("batch", False)):
-        new = load_config("configs/demo/fada.yaml", [*st, f"self_training.teacher_bn={value}"])
+        new = load_config("configs/demo_scratch/fada.yaml", [*st, f"self_training.teacher_bn={value}"])
         assert digest_matches(legacy_config_digest(old), new) is same
         assert digest_matches(config_digest(old), new) is same
         assert config_changes(old, new) == ({} if same else {"self_training.teacher_bn": ("eval", "batch")})
     # an explicit batch and the auto that resolves to it are one config
-    auto = load_config("configs/demo/fada.yaml", st)
-    batch = load_config("configs/demo/fada.yaml", [*st, "self_training.teacher_bn=batch"])
+    auto = load_config("configs/demo_scratch/fada.yaml", st)
+    batch = load_config("configs/demo_scratch/fada.yaml", [*st, "self_training.teacher_bn=batch"])
     assert config_digest(auto) == config_digest(batch) and config_changes(auto, batch) == {}
 
 

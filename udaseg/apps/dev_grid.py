@@ -23,7 +23,7 @@ Results of a config that has since changed can be moved under ``superseded`` in 
 *Dev probes* investigate a method on dev (never on val): each is one more run from the grid's
 stage-1 checkpoint with its own method and overrides (``NAME=METHOD[,key=value,...]``, e.g.
 ``softmax_d=fgd_ent,method.d_input=softmax``), reported in a table of their own. A probe takes its
-method's weights from ``configs/demo/<method>.yaml`` (where the grid's chosen values are written);
+method's weights from ``<config set>/<method>.yaml`` (where the grid's chosen values are written);
 a probe measured before that file changed is refused as another config's result: give the
 re-run a new name.
 """
@@ -206,7 +206,7 @@ def format_markdown(results: dict) -> str:
         fixed += [f"{k} = {factor:g} × {key.rsplit('.', 1)[-1]}" for k, factor in spec.get("tied", {}).items()]
         out.append(f"| {method} | {key} | {' '.join(fixed) or '–'} | {' / '.join(cells)} | {runs_behind(method)} |")
     if results.get("probes"):
-        out += ["", "Dev probes (the same stage-1 checkpoint and schedule; weights from configs/demo).", "",
+        out += ["", "Dev probes (the same stage-1 checkpoint and schedule; weights from the config set's YAMLs).", "",
                 "| probe | method | overrides | dev mIoU |", "|---|---|---|---|"]
         for name, r in results["probes"].items():
             out.append(f"| {name} | {r['method']} | {' '.join(r['overrides']) or '–'} | {100 * r['dev_miou']:.1f} |")

@@ -1,7 +1,8 @@
 """The embedded benchmark's recipe study: method-independent figures of a training recipe.
 
-A recipe (optimiser, LR, input size, iterations ... as config overrides of ``configs/demo/``) is
-judged only by models that involve no adaptation method, per seed:
+A recipe (optimiser, LR, input size, iterations ... as config overrides of a config set: by default
+``configs/demo/``, v3; ``--configs demo_scratch`` is v2's) is judged only by models that involve no
+adaptation method, per seed:
 
 - the **oracle** (``target_only``: trained on target train labels) on target val;
 - **source-only** on target val, on the held-out labelled *source* split (``gta5/heldout.txt``:
@@ -31,7 +32,7 @@ from udaseg.engine.checkpoint import atomic_write_json, atomic_write_text
 from udaseg.reporting.ablation_tables import mean_std
 
 # What a recipe must reach (means over seeds), per benchmark version: v2 (issue "decisive
-# benchmark", from scratch) and v3 (issue #24: fine-tuning the pretrained demo_resnet18).
+# benchmark", from scratch) and v3 (issue #24: fine-tuning pretrained weights, demo_resnet18_world).
 TARGETS_BY_VERSION = {
     "v2": {"oracle_min": 50.0,
            "heldout_source_vs_oracle": 1.0,  # source-only on held-out source >= oracle on target
