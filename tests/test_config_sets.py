@@ -113,6 +113,15 @@ def test_the_demo_job_runs_the_given_set(fake_training, other_set, tmp_path, mon
     assert [(name, cfg["train"]["lr"]) for name, cfg in fake_training] == [
         ("source_only", 3e-4), ("bn_control", 3e-4), ("fgd_ent", 3e-4)]
     assert any(f"configs: {other_set}" in line for line in lines)
+    # v3's BN is frozen: the control is named for what it then is (source-only trained as long)
+    assert any(line.startswith("fgd_ent over the BN-only control (same schedule, no target loss; BN frozen, so: "
+                               "source-only trained as long): +0.0") for line in lines)
+    fake_training.clear()
+    lines.clear()
+    pipeline.run_demo(tmp_path / "d", tmp_path / "runs2", configs="demo_scratch", report=False, progress=False,
+                      log=lines.append)
+    assert {cfg["model"]["bn_mode"] for _, cfg in fake_training} == {"trainable"}
+    assert any("(same schedule, target images through train-mode BN, no target loss): +0.0" in line for line in lines)
 
 
 def _flat(tree: dict, prefix="") -> dict:
