@@ -31,6 +31,34 @@ def test_bad_recipe_text_is_refused(text):
         R.parse_recipe(text)
 
 
+# -------------------------------------------------------------------------------- per_image_config
+
+def test_the_per_image_control_gets_named_weights_as_their_verified_file(tmp_path):
+    """Named weights refuse an input_norm they were not trained with; the per-image control's
+    mismatch is deliberate, so it runs on the same file, by path."""
+    from udaseg.models import build_segmentor
+    from udaseg.models.weights import resolve_pretrained
+
+    cfg = load_config(DEMO / "source_only.yaml")  # v3: model.pretrained demo_resnet18_world
+    before = copy.deepcopy(cfg)
+    out = R.per_image_config(cfg)
+    assert cfg == before  # not modified in place
+    file = resolve_pretrained("demo_resnet18_world", "deeplabv2_resnet18_tv")
+    assert out["model"]["input_norm"] == "per_image" and out["model"]["pretrained"] == str(file)
+    assert {k: v for k, v in out["model"].items() if k not in ("input_norm", "pretrained")} == \
+        {k: v for k, v in cfg["model"].items() if k not in ("input_norm", "pretrained")}
+    m = out["model"]
+    with pytest.raises(ValueError, match="expect model.input_norm='imagenet', got 'per_image'"):
+        build_segmentor(m["arch"], 19, pretrained="demo_resnet18_world", input_norm="per_image")
+    model = build_segmentor(m["arch"], 19, pretrained=m["pretrained"], input_norm="per_image")
+    assert len(model.init_report.loaded) > 100
+    # a path, or no init at all, is kept as it is
+    (tmp_path / "w.pth").write_bytes(b"")
+    for value in (str(tmp_path / "w.pth"), None):
+        cfg["model"]["pretrained"] = value
+        assert R.per_image_config(cfg)["model"]["pretrained"] == value
+
+
 # ---------------------------------------------------------------------------- heldout_source_config
 
 def test_heldout_source_config_evaluates_the_heldout_source_images_like_the_training_ones():

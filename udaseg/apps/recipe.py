@@ -57,6 +57,20 @@ def heldout_source_config(cfg: dict) -> dict:
     return out
 
 
+def per_image_config(cfg: dict) -> dict:
+    """``cfg`` with per-image input normalisation. Named pretrained weights refuse an input_norm
+    other than the one they were trained with (elsewhere that is a slip); in this control the
+    mismatch is the point, so the run gets the named weights' verified file instead of the name."""
+    from udaseg.models.weights import PRETRAINED_WEIGHTS, resolve_pretrained
+
+    out = copy.deepcopy(cfg)
+    out["model"]["input_norm"] = "per_image"
+    name = out["model"]["pretrained"]
+    if name in PRETRAINED_WEIGHTS and not Path(name).exists():  # an existing path wins over a name
+        out["model"]["pretrained"] = str(resolve_pretrained(name, out["model"]["arch"]))
+    return out
+
+
 def parse_recipe(text: str) -> tuple[str, list[str]]:
     """``NAME=key=value,key=value`` → (name, overrides); ``NAME`` alone: the configs as they are."""
     name, sep, rest = text.partition("=")
@@ -93,8 +107,9 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
             for run in runs:
                 key = f"{name}/{seed}/{run}"
                 method = "source_only" if run.startswith("source_only") else run
-                extra = ["model.input_norm=per_image"] if run == "source_only_per_image" else []
-                cfg = demo_config(method, data_dir, seed, [*overrides, *extra], configs=configs)
+                cfg = demo_config(method, data_dir, seed, overrides, configs=configs)
+                if run == "source_only_per_image":
+                    cfg = per_image_config(cfg)
                 run_dir = out_dir / name / f"seed{seed}" / run
                 if check_measured(results, key, cfg, path, run_dir):
                     rec = results["runs"][key]
