@@ -100,7 +100,8 @@ def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bo
         digest = run["config_digest"] = config_digest(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
     if not digest_matches(digest, cfg):
         raise ValueError(f"{path}: {key} was measured with another config than the current one (an older "
-                         f"recipe or other weights); write this study to another folder (--out)")
+                         f"recipe or other weights; benchmark v2's studies ran the set now called "
+                         f"--configs demo_scratch); write this study to another folder (--out)")
     return True
 
 
