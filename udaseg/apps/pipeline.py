@@ -4,7 +4,8 @@ val and print the per-class table and the gains.
 
 It runs the demo configs' recipe (optimiser, LR, input size, loss weights) on a shorter schedule
 than the ablation's (``DEMO_ITERS``), so that it finishes in under ten minutes on two cores, data
-writing included (9 min 43 s measured, README); ``benchmarks/ablation.py`` runs the full schedule with seeds and controls.
+writing included (4 min 41 s measured for v3, README); ``benchmarks/ablation.py`` runs the full
+schedule with seeds and controls.
 
 Every run resumes where it stopped (a finished run is skipped), so re-running the job after an
 interruption continues instead of starting over.
