@@ -3,5 +3,5 @@ from udaseg.apps.pipeline import *  # noqa: F401,F403
 
 # explicitly, private helpers included: every name this module defined before the move
 from udaseg.apps.pipeline import (  # noqa: F401
-    CONFIG_DIR, demo_config, run_demo, _evaluate_checkpoint, _write_report,
+    CONFIG_DIR, demo_config, run_demo, _control_means, _evaluate_checkpoint, _write_report,
 )
