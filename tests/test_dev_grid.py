@@ -124,3 +124,47 @@ def test_probes_alone_get_no_empty_grid_table():
     assert text.splitlines()[-1] == "| fada_1200 | fada | train.iters=1200 | 24.4 |"
     with_grid = {"seed": 3, "runs": dict(_result("dacs", v, m, []) for v, m in ((0.3, 0.26), (1.0, 0.27), (3.0, 0.26)))}
     assert "| method | varied" in G.format_markdown(with_grid)
+
+
+def test_a_diverged_point_is_recorded_never_chosen_and_the_grid_goes_on(tmp_path, monkeypatch):
+    """DACS at weight 3 diverged in the v3 grid (NaN at iteration 209) and ended the whole grid;
+    now the point is kept as diverged, the others are chosen from, and children still run."""
+    from pathlib import Path
+
+    import udaseg.apps.ablation
+    import udaseg.engine.stages
+    from udaseg.engine.step import NonFiniteLossError
+
+    trained = []
+
+    def fake_run_training(cfg, run_dir, resume=False, progress=False):
+        trained.append(Path(run_dir).relative_to(tmp_path).as_posix())
+        if cfg["method"].get("lambda_adv") == 0.1 and cfg["method"]["name"] == "fada":
+            raise NonFiniteLossError("iteration 9: non-finite loss (seg = nan)")
+        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
+
+    scores = iter([0.15, 0.16, 0.17, 0.18, 0.19, 0.20])  # stage 1, fada 1e-3 / 1e-2, fgd_ent x3
+    monkeypatch.setattr(udaseg.engine.stages, "run_training", fake_run_training)
+    monkeypatch.setattr(udaseg.apps.ablation, "evaluate_checkpoint",
+                        lambda ckpt, cfg, adabn=False: {"miou": next(scores), "iou": [0.0] * 19})
+    lines = []
+    results = G.run_grid(tmp_path / "d", tmp_path / "out", methods=("fada", "fgd_ent"), log=lines.append)
+    diverged = results["runs"]["fada/lambda_adv=0.1"]
+    assert diverged["diverged"] == "iteration 9: non-finite loss (seg = nan)" and "dev_miou" not in diverged
+    assert "  diverged: iteration 9: non-finite loss (seg = nan)" in lines
+    assert G.chosen(results, "fada")["name"] == "lambda_adv=0.01"  # the best of the points that trained
+    assert trained[-3:] == [f"out/fgd_ent/lambda_ent={v}" for v in ("0.001", "0.01", "0.1")]  # the child ran
+    assert all(r["overrides"][0] == "method.lambda_adv=0.01" for k, r in results["runs"].items() if k.startswith("fgd_ent"))
+    text = (tmp_path / "out" / "GRID.md").read_text()
+    assert "| 0.001: 16.0 / **0.01: 17.0** / 0.1: diverged |" in text
+    # re-running skips the diverged point like any measured one
+    trained.clear()
+    G.run_grid(tmp_path / "d", tmp_path / "out", methods=("fada", "fgd_ent"), log=lines.append)
+    assert trained == ["out/source_only"]
+
+
+def test_a_method_whose_every_point_diverged_has_nothing_chosen():
+    results = {"runs": {f"fada/{G.point_name('fada', v)}": {"name": G.point_name("fada", v), "overrides": [],
+                                                          "diverged": "nan"} for v in (1e-3, 1e-2, 1e-1)}}
+    assert G.chosen(results, "fada") is None
+    assert "0.001: diverged / 0.01: diverged / 0.1: diverged" in G.format_markdown(results)

@@ -14,7 +14,8 @@ The grid trains on seed 3, which is not one of the ablation's seeds (0, 1, 2): t
 is the best of three runs on dev, and the luck of that one run would carry over to val if it were
 also one of the ablation's runs.
 
-Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
+A point whose loss turns non-finite is recorded as diverged (shown so, never chosen) and the grid
+goes on. Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
 grid continues where it stopped.
 
 Results of a config that has since changed can be moved under ``superseded`` in ``grid.json``
@@ -75,9 +76,10 @@ def chosen(results: dict, method: str) -> dict | None:
     """The best grid point of ``method`` on dev (None until all its points ran): its overrides,
     the parents' included, and its dev mIoU."""
     points = [results["runs"].get(f"{method}/{point_name(method, v)}") for v in GRID[method]["vary"][1]]
-    if any(p is None for p in points):
+    trained = [p for p in points if p is not None and "diverged" not in p]  # a diverged point is never chosen
+    if any(p is None for p in points) or not trained:
         return None
-    best = max(points, key=lambda p: p["dev_miou"])
+    best = max(trained, key=lambda p: p["dev_miou"])
     return {"overrides": best["overrides"], "dev_miou": best["dev_miou"], "name": best["name"]}
 
 
@@ -115,6 +117,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     from udaseg.apps import pipeline
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
+    from udaseg.engine.step import NonFiniteLossError
 
     demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
     unknown = set(methods) - set(GRID)
@@ -142,7 +145,11 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
 
     def run_on_dev(cfg, run_dir, **fields):
         t0 = time.time()
-        last = run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"]
+        try:
+            last = run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"]
+        except NonFiniteLossError as exc:  # a weight that diverges is a result (never chosen), not the end of the grid
+            log(f"  diverged: {exc}")
+            return {**fields, "diverged": str(exc), "config_digest": config_digest(cfg)}
         ev = evaluate_checkpoint(last, dev_config(cfg))
         log(f"  dev mIoU {100 * ev['miou']:.1f}")
         return {**fields, "dev_miou": ev["miou"], "dev_iou": ev["iou"], "seconds": round(time.time() - t0, 1),
@@ -172,6 +179,10 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
         log(f"dev probe: {name} ({method} {' '.join(extra)})")
         measured_probes[name] = run_on_dev(cfg, out_dir / "probes" / name, method=method, overrides=extra)
         save()
+    failed = sorted(m for m in methods if chosen(results, m) is None and all(
+        "diverged" in results["runs"].get(f"{m}/{point_name(m, v)}", {}) for v in GRID[m]["vary"][1]))
+    if failed:
+        log(f"dev grid: every point of {', '.join(failed)} diverged: nothing to choose (lower the LR or the weights)")
     waiting = sorted({p for m in methods for p in GRID[m].get("inherit", ()) if chosen(results, p) is None})
     if waiting:
         log(f"dev grid: not run, waiting for the grid of {', '.join(waiting)} (add it to --methods)")
@@ -197,6 +208,8 @@ def format_markdown(results: dict) -> str:
         for v, r in zip(values, runs):
             if r is None:
                 cells.append(f"{v:g}: –")
+            elif "diverged" in r:
+                cells.append(f"{v:g}: diverged")
             else:
                 text = f"{v:g}: {100 * r['dev_miou']:.1f}"
                 cells.append(f"**{text}**" if best and best["name"] == r["name"] else text)
@@ -209,7 +222,8 @@ def format_markdown(results: dict) -> str:
         out += ["", "Dev probes (the same stage-1 checkpoint and schedule; weights from the config set's YAMLs).", "",
                 "| probe | method | overrides | dev mIoU |", "|---|---|---|---|"]
         for name, r in results["probes"].items():
-            out.append(f"| {name} | {r['method']} | {' '.join(r['overrides']) or '–'} | {100 * r['dev_miou']:.1f} |")
+            score = "diverged" if "diverged" in r else f"{100 * r['dev_miou']:.1f}"
+            out.append(f"| {name} | {r['method']} | {' '.join(r['overrides']) or '–'} | {score} |")
     if results.get("superseded"):  # runs of a config since changed, kept for the record (never chosen from)
         out += ["", "Superseded (measured with a config since changed; not chosen from).", "",
                 "| run | why | dev mIoU |", "|---|---|---|"]
