@@ -162,3 +162,51 @@ def test_v3_and_the_from_scratch_set_differ_only_in_the_recipe_and_the_loss_weig
     differ = {k for k in v3 if v3[k] != v2[k]}
     assert differ - RECIPE_KEYS <= {k for k in differ if k.startswith("method.")}, method
     assert {"model.arch", "model.bn_mode", "train.optimizer"} <= differ
+
+
+def test_the_ablation_records_a_diverged_row_and_goes_on(fake_training, monkeypatch, tmp_path):
+    """A row whose loss turns non-finite is a result (kept, in no mean), not the end of a 3-seed study."""
+    import udaseg.engine.stages
+    from udaseg.apps.ablation import ADAPTATION, run_ablation
+    from udaseg.engine.step import NonFiniteLossError
+
+    ran = []
+
+    def diverging_dacs(cfg, run_dir, resume=False, progress=False):
+        ran.append(Path(run_dir).name)
+        if Path(run_dir).name == "dacs":
+            raise NonFiniteLossError("iteration 209: non-finite loss (seg = nan)")
+        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
+
+    monkeypatch.setattr(udaseg.engine.stages, "run_training", diverging_dacs)
+    lines = []
+    summary = run_ablation(tmp_path / "d", tmp_path / "out", seeds=(0,), log=lines.append)
+    assert ran == ["source_only", "target_only", *ADAPTATION]  # every row after dacs still ran
+    stored = json.loads((tmp_path / "out" / "ablation.json").read_text())["runs"]
+    assert stored["0/dacs"]["diverged"] == "iteration 209: non-finite loss (seg = nan)" and "miou" not in stored["0/dacs"]
+    assert "0/adabn" in stored and "dacs" not in summary["rows"] and "fgd_ent_st" in summary["rows"]
+    assert "  diverged: iteration 209: non-finite loss (seg = nan)" in lines
+    ran.clear()
+    run_ablation(tmp_path / "d", tmp_path / "out", seeds=(0,), log=lines.append)
+    assert ran == []  # the diverged row counts as measured: a rerun does not train it again
+
+
+def test_a_diverged_stage_one_skips_that_seeds_adaptation_rows(fake_training, monkeypatch, tmp_path):
+    import udaseg.engine.stages
+    from udaseg.apps.ablation import run_ablation
+    from udaseg.engine.step import NonFiniteLossError
+
+    ran = []
+
+    def diverging_stage1(cfg, run_dir, resume=False, progress=False):
+        ran.append(Path(run_dir).name)
+        if Path(run_dir).name == "source_only":
+            raise NonFiniteLossError("iteration 9: non-finite loss")
+        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
+
+    monkeypatch.setattr(udaseg.engine.stages, "run_training", diverging_stage1)
+    lines = []
+    run_ablation(tmp_path / "d", tmp_path / "out", seeds=(0,), log=lines.append)
+    assert ran == ["source_only", "target_only"]
+    assert "seed 0: the source-only stage diverged; no adaptation rows, no AdaBN" in lines
+    assert sorted(json.loads((tmp_path / "out" / "ablation.json").read_text())["runs"]) == ["0/source_only", "0/target_only"]

@@ -240,3 +240,23 @@ def test_report_never_replaces_a_file_it_did_not_write(results_file, tmp_path):
     assert f"--out {page} exists: refusing to replace it (--overwrite replaces an earlier report)" in refused.stderr
     assert report(page, "--overwrite").returncode == 0 and "13.0 ± 1.4" in page.read_text()
     assert "is a folder" in report(tmp_path).stderr
+
+
+def test_a_diverged_run_is_listed_apart_and_in_no_mean(results_file):
+    """A row whose loss turned non-finite on one seed (benchmarks/ablation.py records it instead of
+    stopping) has no figures: the means use the seeds that trained, and the tables say which did not."""
+    from udaseg.reporting.ablation_tables import format_markdown, summarise
+
+    results = json.loads(results_file.read_text())
+    results["runs"]["1/fada"] = {"diverged": "iteration 209: non-finite loss (seg = nan)", "config_digest": "x"}
+    results_file.write_text(json.dumps(results))
+    summary = summarise(results)
+    assert summary["rows"]["fada"]["per_seed"] == [pytest.approx(14.0)] and summary["rows"]["fada"]["n"] == 1
+    assert summary["diverged"] == {"1/fada": "iteration 209: non-finite loss (seg = nan)"}
+    assert summary["paper_order_holds"] is None  # FADA lacks seed 1: no verdict from unequal seeds
+    assert "Diverged (non-finite loss; no figures, left out of every mean above): 1/fada (iteration 209: " \
+           "non-finite loss (seg = nan))." in format_markdown(summary)
+    source, loaded = load_ablation(results_file)
+    page = render_ablation_html(loaded, source)
+    assert _row(page, "fine-grained D (FADA)")[:2] == ["14.0 ± 0.0", "14.0"]
+    assert "Diverged (non-finite loss; no figures, left out of every mean): 1/fada (iteration 209" in page

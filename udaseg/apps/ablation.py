@@ -7,7 +7,8 @@ DACS, the paper's method + self-training, and + MIC and rare-class sampling; a t
 *oracle* from scratch; and *AdaBN* (BN statistics of the source-only model re-estimated on target
 train images) as a reference line. Every run is evaluated on target val (last checkpoint).
 
-All runs resume, finished ones are skipped, and results are written after each evaluation to
+A run whose loss turns non-finite is recorded as diverged (listed apart, in no mean) and the
+ablation goes on. All runs resume, finished ones are skipped, and results are written after each evaluation to
 ``<out>/ablation.json``, so an interrupted ablation continues where it stopped.
 
 *Probes* investigate a result without touching the ablation's own runs: each is one more
@@ -114,6 +115,7 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
     config set (``pipeline.config_folder``)."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
     from udaseg.engine.stages import run_training
+    from udaseg.engine.step import NonFiniteLossError
     from udaseg.apps import pipeline
 
     demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
@@ -147,16 +149,25 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
         for name, cfg, from_source in plan:
             key = f"{seed}/{name}"
             if from_source:
+                if "diverged" in results["runs"].get(f"{seed}/source_only", {}):
+                    break  # no stage-1 checkpoint to adapt from
                 cfg["train"]["init_from"] = str(seed_dir / "source_only" / "checkpoints" / "last.pt")
             if check_measured(results, key, cfg, results_path):
                 continue
             t0 = time.time()
             log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
-            last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
-            results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1),
-                                    "config_digest": config_digest(cfg)}
+            try:
+                last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
+            except NonFiniteLossError as exc:  # a row that diverges is a result, not the end of the ablation
+                log(f"  diverged: {exc}")
+                results["runs"][key] = {"diverged": str(exc), "config_digest": config_digest(cfg)}
+            else:
+                results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1),
+                                        "config_digest": config_digest(cfg)}
             atomic_write_json(results_path, results)
-        if not check_measured(results, f"{seed}/adabn", src_cfg, results_path):
+        if "diverged" in results["runs"].get(f"{seed}/source_only", {}):
+            log(f"seed {seed}: the source-only stage diverged; no adaptation rows, no AdaBN")
+        elif not check_measured(results, f"{seed}/adabn", src_cfg, results_path):
             log(f"seed {seed}: AdaBN of the source-only model")
             results["runs"][f"{seed}/adabn"] = {
                 **evaluate_checkpoint(seed_dir / "source_only" / "checkpoints" / "last.pt", src_cfg, adabn=True),

@@ -61,7 +61,9 @@ def summarise(results: dict) -> dict:
     by_name: dict[str, list[dict]] = {}
     by_seed: dict[str, dict[int, float]] = {}
     seeds = sorted({int(k.split("/")[0]) for k in results["runs"]})
-    for key, r in results["runs"].items():
+    diverged = sorted(k for k, r in results["runs"].items() if "diverged" in r)  # no figures: listed apart
+    measured = {k: r for k, r in results["runs"].items() if "diverged" not in r}
+    for key, r in measured.items():
         seed, name = key.split("/", 1)
         by_name.setdefault(name, []).append(r)
         by_seed.setdefault(name, {})[int(seed)] = r["miou"] * 100
@@ -74,7 +76,7 @@ def summarise(results: dict) -> dict:
         rows[name] = {"n": len(rs), "mean": mean, "std": std,
                       "per_seed": m.tolist(), "iou": np.nanmean(iou, 0).tolist() if len(iou) else [],
                       "fractions": frac.mean(0).tolist()}
-    label_frac = (np.array(next(iter(results["runs"].values()))["label_fractions"]) * 100).tolist() if results["runs"] else []
+    label_frac = (np.array(next(iter(measured.values()))["label_fractions"]) * 100).tolist() if measured else []
     so, orc, bn = rows.get("source_only"), rows.get("target_only"), rows.get("bn_control")
     for name, row in rows.items():
         row["gain_vs_bn_control"] = row["mean"] - bn["mean"] if bn else None
@@ -95,7 +97,8 @@ def summarise(results: dict) -> dict:
         holds = all(s["holds"] for s in paper)
         holds_paired = all(s["holds_paired"] for s in paper)
     return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
-            "paper_order_holds_paired": holds_paired, "order_steps": steps, "probes": dict(results.get("probes", {}))}
+            "paper_order_holds_paired": holds_paired, "order_steps": steps, "probes": dict(results.get("probes", {})),
+            "diverged": {k: results["runs"][k]["diverged"] for k in diverged}}
 
 
 ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent",
@@ -157,6 +160,9 @@ def format_markdown(summary: dict) -> str:
            "| " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" * len(SUMMARY_COLUMNS) + "|"]
     for n in names:
         out.append(f"| {row_label(n, summary)} | " + " | ".join(summary_cells(rows[n])) + " |")
+    if summary.get("diverged"):
+        out += ["", "Diverged (non-finite loss; no figures, left out of every mean above): "
+                + "; ".join(f"{key} ({why})" for key, why in summary["diverged"].items()) + "."]
     out += ["", "Paper ordering (source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy) beyond "
             f"the seed spread — {ORDER_RULES[0]}: **{verdict(summary['paper_order_holds'])}**; "
             f"{ORDER_RULES[1]}: **{verdict(summary.get('paper_order_holds_paired'))}**.", "",

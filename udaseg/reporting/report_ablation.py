@@ -49,6 +49,8 @@ def load_ablation(path: str | Path) -> tuple[Path, dict]:
     for key, r in runs.items():
         if "/" not in key or not key.split("/", 1)[0].isdigit():
             raise ValueError(f"{p}: run key {key!r} is not '<seed>/<run name>'")
+        if isinstance(r, dict) and "diverged" in r:  # no figures (the page lists it apart)
+            continue
         missing = [k for k in _RUN_KEYS if k not in r]
         if missing:
             raise ValueError(f"{p}: run {key!r} lacks {', '.join(missing)}")
@@ -133,6 +135,9 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
              + (f"; overrides <code>{html.escape(' '.join(overrides))}</code>" if overrides else "")
              + f". Target val, 19 classes, last checkpoints. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>",
              "<h2>Summary (Table 3 shape)</h2>", summary_table_html(summary),
+             *([f"<p>Diverged (non-finite loss; no figures, left out of every mean): "
+                f"{html.escape('; '.join(f'{k} ({why})' for k, why in summary['diverged'].items()))}.</p>"]
+               if summary.get("diverged") else []),
              f"<p>Paper ordering ({order}) beyond the seed spread — {ORDER_RULES[0]}: <b>{holds}</b>; "
              f"{ORDER_RULES[1]}: <b>{holds_paired}</b>. Every adaptation run starts "
              "from its seed's source-only checkpoint and is measured against the <b>BN-only control</b> (same "
