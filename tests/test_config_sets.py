@@ -167,21 +167,27 @@ def test_v3_and_the_from_scratch_set_differ_only_in_the_recipe_and_the_loss_weig
     assert {"model.arch", "model.bn_mode", "train.optimizer"} <= differ
 
 
+def _diverging_in(run_name: str, message: str, ran: list):
+    """A run_training whose run ``run_name`` stops with a non-finite loss; ``ran`` records every run."""
+    from udaseg.engine.step import NonFiniteLossError
+
+    def fake_run_training(cfg, run_dir, resume=False, progress=False):
+        ran.append(Path(run_dir).name)
+        if Path(run_dir).name == run_name:
+            raise NonFiniteLossError(message)
+        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
+
+    return fake_run_training
+
+
 def test_the_ablation_records_a_diverged_row_and_goes_on(fake_training, monkeypatch, tmp_path):
     """A row whose loss turns non-finite is a result (kept, in no mean), not the end of a 3-seed study."""
     import udaseg.engine.stages
     from udaseg.apps.ablation import ADAPTATION, run_ablation
-    from udaseg.engine.step import NonFiniteLossError
 
     ran = []
-
-    def diverging_dacs(cfg, run_dir, resume=False, progress=False):
-        ran.append(Path(run_dir).name)
-        if Path(run_dir).name == "dacs":
-            raise NonFiniteLossError("iteration 209: non-finite loss (seg = nan)")
-        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
-
-    monkeypatch.setattr(udaseg.engine.stages, "run_training", diverging_dacs)
+    monkeypatch.setattr(udaseg.engine.stages, "run_training",
+                        _diverging_in("dacs", "iteration 209: non-finite loss (seg = nan)", ran))
     lines = []
     summary = run_ablation(tmp_path / "d", tmp_path / "out", seeds=(0,), log=lines.append)
     assert ran == ["source_only", "target_only", *ADAPTATION]  # every row after dacs still ran
@@ -197,17 +203,9 @@ def test_the_ablation_records_a_diverged_row_and_goes_on(fake_training, monkeypa
 def test_a_diverged_stage_one_skips_that_seeds_adaptation_rows(fake_training, monkeypatch, tmp_path):
     import udaseg.engine.stages
     from udaseg.apps.ablation import run_ablation
-    from udaseg.engine.step import NonFiniteLossError
 
     ran = []
-
-    def diverging_stage1(cfg, run_dir, resume=False, progress=False):
-        ran.append(Path(run_dir).name)
-        if Path(run_dir).name == "source_only":
-            raise NonFiniteLossError("iteration 9: non-finite loss")
-        return {"main": {"last": Path(run_dir) / "checkpoints" / "last.pt"}}
-
-    monkeypatch.setattr(udaseg.engine.stages, "run_training", diverging_stage1)
+    monkeypatch.setattr(udaseg.engine.stages, "run_training", _diverging_in("source_only", "iteration 9", ran))
     lines = []
     run_ablation(tmp_path / "d", tmp_path / "out", seeds=(0,), log=lines.append)
     assert ran == ["source_only", "target_only"]
