@@ -106,6 +106,20 @@ def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bo
     return True
 
 
+def train_or_diverged(cfg: dict, run_dir, progress: bool, log) -> tuple:
+    """Train ``cfg`` into ``run_dir`` (resuming): (its last checkpoint, None); a run whose loss
+    turns non-finite gives (None, the study's record of it) — a divergence is a result of a study
+    (the ablation, the dev grid, the recipe study), not its end."""
+    from udaseg.engine.stages import run_training
+    from udaseg.engine.step import NonFiniteLossError
+
+    try:
+        return run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"], None
+    except NonFiniteLossError as exc:
+        log(f"  diverged: {exc}")
+        return None, {"diverged": str(exc), "config_digest": config_digest(cfg)}
+
+
 def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2), overrides=(), progress=False,
                  log=print, probes: list[tuple[str, str, list[str]]] = (), quick: bool = False,
                  publish_dir=None, configs=DEMO_CONFIGS) -> dict:
@@ -114,8 +128,6 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
     written there (a tracked folder, to commit results per seed as they come). ``configs``: the
     config set (``pipeline.config_folder``)."""
     from udaseg.benchmark.writer import demo_is_complete, write_demo
-    from udaseg.engine.stages import run_training
-    from udaseg.engine.step import NonFiniteLossError
     from udaseg.apps import pipeline
 
     demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
@@ -156,14 +168,9 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
                 continue
             t0 = time.time()
             log(f"seed {seed}: {name} ({cfg['train']['iters']} iterations)")
-            try:
-                last = run_training(cfg, seed_dir / name, resume=True, progress=progress)["main"]["last"]
-            except NonFiniteLossError as exc:  # a row that diverges is a result, not the end of the ablation
-                log(f"  diverged: {exc}")
-                results["runs"][key] = {"diverged": str(exc), "config_digest": config_digest(cfg)}
-            else:
-                results["runs"][key] = {**evaluate_checkpoint(last, src_cfg), "seconds": round(time.time() - t0, 1),
-                                        "config_digest": config_digest(cfg)}
+            last, diverged = train_or_diverged(cfg, seed_dir / name, progress, log)
+            results["runs"][key] = diverged or {**evaluate_checkpoint(last, src_cfg),
+                                                "seconds": round(time.time() - t0, 1), "config_digest": config_digest(cfg)}
             atomic_write_json(results_path, results)
         if "diverged" in results["runs"].get(f"{seed}/source_only", {}):
             log(f"seed {seed}: the source-only stage diverged; no adaptation rows, no AdaBN")

@@ -113,11 +113,11 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     module's docstring), evaluate each on dev, and summarise. ``stage1``: the source-only
     checkpoint to adapt from (default: trained into <out>/source_only). ``configs``: the config
     set (``pipeline.config_folder``)."""
-    from udaseg.apps.ablation import check_measured, check_probes, evaluate_checkpoint, publish_results
+    from udaseg.apps.ablation import (check_measured, check_probes, evaluate_checkpoint, publish_results,
+                                      train_or_diverged)
     from udaseg.apps import pipeline
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
-    from udaseg.engine.step import NonFiniteLossError
 
     demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
     unknown = set(methods) - set(GRID)
@@ -145,11 +145,9 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
 
     def run_on_dev(cfg, run_dir, **fields):
         t0 = time.time()
-        try:
-            last = run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"]
-        except NonFiniteLossError as exc:  # a weight that diverges is a result (never chosen), not the end of the grid
-            log(f"  diverged: {exc}")
-            return {**fields, "diverged": str(exc), "config_digest": config_digest(cfg)}
+        last, diverged = train_or_diverged(cfg, run_dir, progress, log)
+        if diverged:  # kept, never chosen
+            return {**fields, **diverged}
         ev = evaluate_checkpoint(last, dev_config(cfg))
         log(f"  dev mIoU {100 * ev['miou']:.1f}")
         return {**fields, "dev_miou": ev["miou"], "dev_iou": ev["iou"], "seconds": round(time.time() - t0, 1),
@@ -179,7 +177,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
         log(f"dev probe: {name} ({method} {' '.join(extra)})")
         measured_probes[name] = run_on_dev(cfg, out_dir / "probes" / name, method=method, overrides=extra)
         save()
-    failed = sorted(m for m in methods if chosen(results, m) is None and all(
+    failed = sorted(m for m in methods if all(  # every point diverged: nothing chosen, ever
         "diverged" in results["runs"].get(f"{m}/{point_name(m, v)}", {}) for v in GRID[m]["vary"][1]))
     if failed:
         log(f"dev grid: every point of {', '.join(failed)} diverged: nothing to choose (lower the LR or the weights)")

@@ -86,13 +86,11 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
     written there after every run (a tracked folder, to commit results as they come). A run whose
     loss turns non-finite is recorded as diverged and the study goes on. ``configs``: the config
     set the recipes override (``pipeline.config_folder``)."""
-    from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results
+    from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results, train_or_diverged
     from udaseg.apps.dev_grid import dev_config
     from udaseg.apps.pipeline import demo_config
     from udaseg.engine.run_dir import config_digest
     from udaseg.benchmark.writer import demo_is_complete
-    from udaseg.engine.stages import run_training
-    from udaseg.engine.step import NonFiniteLossError
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not demo_is_complete(data_dir):
@@ -121,12 +119,10 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
                     continue
                 log(f"{key}: {cfg['train']['iters']} iterations")
                 t0 = time.time()
-                try:
-                    last = run_training(cfg, run_dir, resume=True, progress=progress)["main"]["last"]
-                except NonFiniteLossError as exc:  # a recipe that diverges is a result, not the end of the study
-                    results["runs"][key] = {"diverged": str(exc), "config_digest": config_digest(cfg)}
+                last, diverged = train_or_diverged(cfg, run_dir, progress, log)
+                if diverged:
+                    results["runs"][key] = diverged
                     atomic_write_json(path, results)
-                    log(f"  diverged: {exc}")
                     continue
                 rec = {"seconds": round(time.time() - t0, 1), "config_digest": config_digest(cfg),
                        "val": evaluate_checkpoint(last, cfg), "dev": evaluate_checkpoint(last, dev_config(cfg))}

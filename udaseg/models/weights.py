@@ -70,6 +70,20 @@ class PretrainedWeights:
     rebuild: str = ""
 
 
+def _shipped_resnet18(name: str, sha256: str, out: str, keys: str = "") -> PretrainedWeights:
+    """A ResNet-18 made by ``udaseg pretrain --out OUT [KEYS]`` and shipped as
+    ``udaseg/models/pretrained/<name>.pth`` (the run's resnet18_fp16.pth), for deeplabv2_resnet18_tv."""
+    made_by = " ".join(filter(None, ("udaseg pretrain", keys)))
+    return PretrainedWeights(
+        url="", filename=f"{name}.pth", sha256=sha256, layout="torchvision", archs=("deeplabv2_resnet18_tv",),
+        input_norm="imagenet",
+        source=f"made by {made_by} (the recipe in udaseg/apps/pretrain.py), shipped with the package",
+        packaged=f"models/pretrained/{name}.pth",
+        rebuild=" ".join(filter(None, (f"udaseg pretrain --out {out}", keys)))
+                + f" && cp {out}/resnet18_fp16.pth <udaseg package>/models/pretrained/{name}.pth",
+    )
+
+
 PRETRAINED_WEIGHTS: dict[str, PretrainedWeights] = {
     # ADVENT's ImageNet-initialised DeepLab-V2 ResNet-101 (Caffe-converted; keys 'Scale.*', plus the
     # old VOC classifier 'Scale.layer5.*', which load_pretrained skips). URL: the v0.1 release of
@@ -103,34 +117,12 @@ PRETRAINED_WEIGHTS: dict[str, PretrainedWeights] = {
     ),
     # The embedded benchmark's "ImageNet" ResNet-18: `udaseg pretrain` on the pretraining set
     # (udaseg/pretraining), float16 copy of its resnet18_fp16.pth (BENCHMARKS.md "Pretraining").
-    "demo_resnet18": PretrainedWeights(
-        url="",
-        filename="demo_resnet18.pth",
-        sha256=DEMO_RESNET18_SHA256,
-        layout="torchvision",
-        archs=("deeplabv2_resnet18_tv",),
-        input_norm="imagenet",
-        source="made by udaseg pretrain (the recipe in udaseg/apps/pretrain.py), shipped with the package",
-        packaged="models/pretrained/demo_resnet18.pth",
-        rebuild="udaseg pretrain --out runs/pretrain/demo_resnet18 && cp runs/pretrain/demo_resnet18/"
-                "resnet18_fp16.pth <udaseg package>/models/pretrained/demo_resnet18.pth",
-    ),
+    "demo_resnet18": _shipped_resnet18("demo_resnet18", DEMO_RESNET18_SHA256, "runs/pretrain/demo_resnet18"),
     # The same pretraining with the street categories painted by the benchmark world's own object
     # models (pretraining key street_objects=world, udaseg/pretraining/world.py): benchmark v3's
     # init (configs/demo), chosen on the oracle under the paper's recipe (BENCHMARKS.md v3).
-    "demo_resnet18_world": PretrainedWeights(
-        url="",
-        filename="demo_resnet18_world.pth",
-        sha256=DEMO_RESNET18_WORLD_SHA256,
-        layout="torchvision",
-        archs=("deeplabv2_resnet18_tv",),
-        input_norm="imagenet",
-        source="made by udaseg pretrain street_objects=world (the recipe in udaseg/apps/pretrain.py), "
-               "shipped with the package",
-        packaged="models/pretrained/demo_resnet18_world.pth",
-        rebuild="udaseg pretrain --out runs/pretrain/r18_world_3k street_objects=world && cp "
-                "runs/pretrain/r18_world_3k/resnet18_fp16.pth <udaseg package>/models/pretrained/demo_resnet18_world.pth",
-    ),
+    "demo_resnet18_world": _shipped_resnet18("demo_resnet18_world", DEMO_RESNET18_WORLD_SHA256,
+                                             "runs/pretrain/r18_world_3k", "street_objects=world"),
     # ImageNet-1k MiT-B0..B5 encoders (mit_b0.pth ... mit_b5.pth) in the original NVlabs key layout
     # (/work/shared/TRANSFORMERS.md §5a/§5b), loaded strictly by load_mit_pretrained (head.* dropped).
     # NVlabs itself shares them only via OneDrive / Google Drive folders (NVlabs/SegFormer README,

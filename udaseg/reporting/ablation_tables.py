@@ -61,7 +61,7 @@ def summarise(results: dict) -> dict:
     by_name: dict[str, list[dict]] = {}
     by_seed: dict[str, dict[int, float]] = {}
     seeds = sorted({int(k.split("/")[0]) for k in results["runs"]})
-    diverged = sorted(k for k, r in results["runs"].items() if "diverged" in r)  # no figures: listed apart
+    diverged = {k: r["diverged"] for k, r in sorted(results["runs"].items()) if "diverged" in r}  # no figures
     measured = {k: r for k, r in results["runs"].items() if "diverged" not in r}
     for key, r in measured.items():
         seed, name = key.split("/", 1)
@@ -98,7 +98,7 @@ def summarise(results: dict) -> dict:
         holds_paired = all(s["holds_paired"] for s in paper)
     return {"seeds": seeds, "rows": rows, "label_fractions": label_frac, "paper_order_holds": holds,
             "paper_order_holds_paired": holds_paired, "order_steps": steps, "probes": dict(results.get("probes", {})),
-            "diverged": {k: results["runs"][k]["diverged"] for k in diverged}}
+            "diverged": diverged}
 
 
 ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent",
