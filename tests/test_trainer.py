@@ -194,6 +194,23 @@ def test_bn_control_changes_only_bn_statistics(bench, tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in stats)
 
 
+def test_bn_control_under_frozen_bn_is_source_only_continued(bench, tmp_path, single_thread):
+    """Frozen BN (v3's recipe) reads no target statistics: the control's target pass changes
+    nothing, so its whole model state is source-only's, BN buffers included (the v3 ablation's
+    seed 0 checkpoints of the two rows are equal tensor for tensor)."""
+    base = ["train.iters=2", "train.val_every=0", "model.bn_mode=frozen"]
+    so = Trainer(tiny_config(bench, ["method.name=source_only", *base]), tmp_path / "so", progress=False)
+    bn = Trainer(tiny_config(bench, ["method.name=bn_control", *base]), tmp_path / "bn", progress=False)
+    before = {k: v.clone() for k, v in so.model.state_dict().items()}
+    so.train()
+    bn.train()
+    a, b = so.model.state_dict(), bn.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], before[k]) for k in a)  # it trained
+    assert all(torch.equal(a[k], before[k]) for k in a if k.endswith(("running_mean", "running_var")))
+
+
 def test_oracle_is_flagged(bench, tmp_path):
     t = Trainer(tiny_config(bench, ["method.name=target_only", "train.iters=1", "train.val_every=0"]), tmp_path,
                 progress=False)
