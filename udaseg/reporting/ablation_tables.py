@@ -101,6 +101,11 @@ def summarise(results: dict) -> dict:
             "diverged": diverged}
 
 
+def diverged_runs(summary: dict) -> str:
+    """The runs whose loss turned non-finite, with why: 'seed/run (message); ...' (both report forms)."""
+    return "; ".join(f"{key} ({why})" for key, why in summary["diverged"].items())
+
+
 ROW_ORDER = ("source_only", "continue", "adabn", "bn_control", "adaptsegnet", "minent", "fada", "fgd_ent",
              "dacs", "fgd_ent_st", "fgd_ent_st_mic", "target_only")
 
@@ -161,8 +166,7 @@ def format_markdown(summary: dict) -> str:
     for n in names:
         out.append(f"| {row_label(n, summary)} | " + " | ".join(summary_cells(rows[n])) + " |")
     if summary.get("diverged"):
-        out += ["", "Diverged (non-finite loss; no figures, left out of every mean above): "
-                + "; ".join(f"{key} ({why})" for key, why in summary["diverged"].items()) + "."]
+        out += ["", f"Diverged (non-finite loss; no figures, left out of every mean above): {diverged_runs(summary)}."]
     out += ["", "Paper ordering (source-only < AdaptSegNet < fine-grained D < fine-grained D + entropy) beyond "
             f"the seed spread — {ORDER_RULES[0]}: **{verdict(summary['paper_order_holds'])}**; "
             f"{ORDER_RULES[1]}: **{verdict(summary.get('paper_order_holds_paired'))}**.", "",

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from udaseg.reporting.ablation_tables import (LABELS, ORDER_RULES, PAPER_ORDER, STEP_COLUMNS, SUMMARY_COLUMNS, THIN,
-                                              row_label, row_names, step_cells, summarise, summary_cells, verdict)
+                                              diverged_runs, row_label, row_names, step_cells, summarise,
+                                              summary_cells, verdict)
 from udaseg.data import labels as Lb
 from udaseg.engine.checkpoint import atomic_write_text
 from udaseg.reporting.page import CSS, fig_png, figure, img_tag
@@ -136,7 +137,7 @@ def render_ablation_html(results: dict, source: Path, title: str | None = None) 
              + f". Target val, 19 classes, last checkpoints. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>",
              "<h2>Summary (Table 3 shape)</h2>", summary_table_html(summary),
              *([f"<p>Diverged (non-finite loss; no figures, left out of every mean): "
-                f"{html.escape('; '.join(f'{k} ({why})' for k, why in summary['diverged'].items()))}.</p>"]
+                f"{html.escape(diverged_runs(summary))}.</p>"]
                if summary.get("diverged") else []),
              f"<p>Paper ordering ({order}) beyond the seed spread — {ORDER_RULES[0]}: <b>{holds}</b>; "
              f"{ORDER_RULES[1]}: <b>{holds_paired}</b>. Every adaptation run starts "
