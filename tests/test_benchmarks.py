@@ -1,5 +1,6 @@
 """Smoke tests: each benchmark script runs end to end on a tiny setting."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -236,6 +237,17 @@ def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_pat
     assert "| tiny |" in (tmp_path / "RECIPE.md").read_text()
     assert (tmp_path / "pub" / "RECIPE.md").read_text() == (tmp_path / "RECIPE.md").read_text()
     assert json.loads((tmp_path / "pub" / "recipe.json").read_text()) == rec
+    # a fresh clone continues the committed (published) study: its runs stay, only the new one trains
+    shutil.rmtree(tmp_path / "tiny")
+    (tmp_path / "recipe.json").unlink()
+    more = subprocess.run([*cmd[:-4], "--recipe", recipe.replace("tiny=", "tiny2=", 1), "--runs", "target_only",
+                           "--publish", str(tmp_path / "pub")], cwd=REPO, capture_output=True, text=True, timeout=HANG)
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert "continuing the published results" in more.stdout
+    assert "tiny/0/" not in more.stdout and "tiny2/0/target_only: 2 iterations" in more.stdout
+    published = json.loads((tmp_path / "pub" / "recipe.json").read_text())
+    assert sorted(published["runs"]) == [*sorted(rec["runs"]), "tiny2/0/target_only"]
+    assert all(published["runs"][k] == v for k, v in rec["runs"].items())
 
 
 def test_demo_job_runs_its_short_schedule_end_to_end(tiny_demo, tmp_path):

@@ -87,6 +87,21 @@ def publish_results(folder, stem: str, results: dict, markdown: str) -> None:
     atomic_write_text(folder / f"{stem.upper()}.md", markdown)
 
 
+def load_study_results(path, publish_dir, empty: dict, log=print) -> dict:
+    """A study's results so far: ``path`` (``<out>/<stem>.json``); where the out folder has none
+    but the published copy exists (a fresh clone continuing a committed study), that copy — else
+    the first new run, published, would replace every committed result with itself. Its runs
+    count as measured; their checkpoints are not here."""
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    published = Path(publish_dir) / path.name if publish_dir is not None else None
+    if published is not None and published.is_file():
+        log(f"{path} not found: continuing the published results in {published}")
+        return json.loads(published.read_text())
+    return empty
+
+
 def check_measured(results: dict, key: str, cfg: dict, path, run_dir=None) -> bool:
     """Whether ``key`` is already measured — with this config: a result of another config (an
     older recipe, other weights, a file from before digests were kept) is refused, naming it.
@@ -137,7 +152,7 @@ def run_ablation(data_dir="data/demo", out_dir="runs/ablation", seeds=(0, 1, 2),
         log(f"writing the embedded benchmark to {data_dir} ...")
         write_demo(data_dir, seed=0, progress=progress)
     results_path = out_dir / "ablation.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
+    results = load_study_results(results_path, publish_dir, {"runs": {}}, log)
     if results.setdefault("quick", quick) != quick:
         raise ValueError(f"{results_path} holds a {'quick' if results['quick'] else 'full'} ablation; "
                          f"use another --out for the {'quick' if quick else 'full'} one")

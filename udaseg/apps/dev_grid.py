@@ -31,7 +31,6 @@ re-run a new name.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from functools import partial
 from pathlib import Path
@@ -113,8 +112,8 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     module's docstring), evaluate each on dev, and summarise. ``stage1``: the source-only
     checkpoint to adapt from (default: trained into <out>/source_only). ``configs``: the config
     set (``pipeline.config_folder``)."""
-    from udaseg.apps.ablation import (check_measured, check_probes, evaluate_checkpoint, publish_results,
-                                      train_or_diverged)
+    from udaseg.apps.ablation import (check_measured, check_probes, evaluate_checkpoint, load_study_results,
+                                      publish_results, train_or_diverged)
     from udaseg.apps import pipeline
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
@@ -127,7 +126,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_probes(probes, data_dir, seed, overrides, configs)
     path = out_dir / "grid.json"
-    results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+    results = load_study_results(path, publish_dir, {"runs": {}}, log)
     results.update(seed=seed, overrides=list(overrides))
     src = demo_config("source_only", data_dir, seed, overrides)
     if stage1 is None:

@@ -22,7 +22,6 @@ skipped, so an interrupted study continues where it stopped.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -86,7 +85,8 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
     written there after every run (a tracked folder, to commit results as they come). A run whose
     loss turns non-finite is recorded as diverged and the study goes on. ``configs``: the config
     set the recipes override (``pipeline.config_folder``)."""
-    from udaseg.apps.ablation import check_measured, evaluate_checkpoint, publish_results, train_or_diverged
+    from udaseg.apps.ablation import (check_measured, evaluate_checkpoint, load_study_results, publish_results,
+                                      train_or_diverged)
     from udaseg.apps.dev_grid import dev_config
     from udaseg.apps.pipeline import demo_config
     from udaseg.engine.run_dir import config_digest
@@ -96,7 +96,7 @@ def run_recipes(recipes: list[tuple[str, list[str]]], data_dir="data/demo", out_
     if not demo_is_complete(data_dir):
         raise FileNotFoundError(f"{data_dir}: no complete embedded benchmark (run: udaseg data demo --out {data_dir})")
     path = out_dir / "recipe.json"
-    results = json.loads(path.read_text()) if path.is_file() else {"recipes": {}, "runs": {}}
+    results = load_study_results(path, publish_dir, {"recipes": {}, "runs": {}}, log)
     for name, overrides in recipes:
         if results["recipes"].setdefault(name, overrides) != overrides:
             raise ValueError(f"recipe {name!r} is in {path} with other overrides "
