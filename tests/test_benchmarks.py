@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from udaseg.data.demo import write_demo
+from udaseg.models.deeplabv2 import sha256sum
 
 REPO = Path(__file__).resolve().parents[1]
 # Subprocess timeouts only guard against a hang: on a loaded CI machine the suite once took 24 min
@@ -220,6 +221,21 @@ def test_dev_grid_script_chooses_on_dev_and_children_inherit(tiny_demo, tmp_path
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
     assert again.returncode == 0 and "dev grid:" not in again.stdout  # resumed: nothing left to run
     assert "dev probe:" not in again.stdout
+    # a stage 1 retrained at the same path (a fresh clone, another machine) is refused, not mixed in:
+    # known by its SHA-256, or, in a record from before it was kept, by its dev figure
+    assert grid["stage1"]["sha256"] == sha256sum(grid["stage1"]["checkpoint"])
+    for stage1, refused in [({"sha256": "0" * 64}, "SHA-256"), ({"sha256": None, "dev_miou": 0.5}, "recorded 50.00"),
+                            ({"sha256": None}, None)]:
+        record = {k: v for k, v in {**grid["stage1"], **stage1}.items() if v is not None}
+        (tmp_path / "grid.json").write_text(json.dumps({**grid, "stage1": record}))
+        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=HANG)
+        if refused:
+            assert out.returncode != 0 and "another stage-1 checkpoint" in out.stderr and refused in out.stderr
+        else:  # the same checkpoint: its digest is recorded now
+            assert out.returncode == 0, out.stderr[-2000:]
+            rerecorded = json.loads((tmp_path / "grid.json").read_text())["stage1"]
+            assert rerecorded["sha256"] == grid["stage1"]["sha256"]
+            assert rerecorded["dev_miou"] == pytest.approx(grid["stage1"]["dev_miou"], abs=1e-3)  # the check's own bound
 
 
 def test_recipe_script_reports_the_method_independent_figures(tiny_demo, tmp_path):

@@ -105,6 +105,13 @@ def dev_config(cfg: dict) -> dict:
     return out
 
 
+def stage1_mismatch(path, stage1, evidence: str) -> str:
+    """The error for a grid whose runs adapted from another checkpoint than ``stage1`` (at the
+    same path: retrained — a fresh clone continuing a published grid, another machine)."""
+    return (f"{path}: its runs adapted from another stage-1 checkpoint than {stage1} ({evidence}; retrained, "
+            f"perhaps on another machine): their dev figures and new ones would not compare; write to another --out")
+
+
 def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID), seed: int = GRID_SEED,
              overrides=(), stage1=None, progress=False, log=print, publish_dir=None,
              probes: list[tuple[str, str, list[str]]] = (), configs=DEMO_CONFIGS) -> dict:
@@ -117,6 +124,7 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     from udaseg.apps import pipeline
     from udaseg.engine.run_dir import config_digest
     from udaseg.engine.stages import run_training
+    from udaseg.models.deeplabv2 import sha256sum
 
     demo_config = partial(pipeline.demo_config, configs=configs)  # every run from the one config set
     unknown = set(methods) - set(GRID)
@@ -131,10 +139,18 @@ def run_grid(data_dir="data/demo", out_dir="runs/dev_grid", methods=tuple(GRID),
     src = demo_config("source_only", data_dir, seed, overrides)
     if stage1 is None:
         stage1 = run_training(src, out_dir / "source_only", resume=True, progress=progress)["main"]["last"]
-    if results.get("stage1", {}).get("checkpoint") != str(stage1):
+    sha = sha256sum(stage1)
+    recorded = results.get("stage1", {})
+    same_path = recorded.get("checkpoint") == str(stage1)
+    if same_path and recorded.get("sha256", sha) != sha:
+        raise ValueError(stage1_mismatch(path, stage1, f"SHA-256 {sha[:12]}…, recorded {recorded['sha256'][:12]}…"))
+    if not same_path or "sha256" not in recorded:
         # the starting point of every run, on dev: what each grid point gains from it
         ev = evaluate_checkpoint(stage1, dev_config(src))
-        results["stage1"] = {"checkpoint": str(stage1), "dev_miou": ev["miou"], "dev_iou": ev["iou"]}
+        if same_path and abs(ev["miou"] - recorded["dev_miou"]) > 1e-3:  # a record from before digests: its figure
+            raise ValueError(stage1_mismatch(path, stage1, f"dev mIoU {100 * ev['miou']:.2f}, recorded "
+                                                           f"{100 * recorded['dev_miou']:.2f}"))
+        results["stage1"] = {"checkpoint": str(stage1), "sha256": sha, "dev_miou": ev["miou"], "dev_iou": ev["iou"]}
         atomic_write_json(path, results)
     adapt_iters = demo_config("fgd_ent", data_dir, seed, overrides)["train"]["iters"]
 
