@@ -16,7 +16,8 @@ also one of the ablation's runs.
 
 A point whose loss turns non-finite is recorded as diverged (shown so, never chosen) and the grid
 goes on. Results go to ``<out>/grid.json`` after every run; finished runs are skipped, so an interrupted
-grid continues where it stopped.
+grid continues where it stopped. Every run adapts from one stage-1 checkpoint, recorded by its
+SHA-256: a stage 1 retrained at the same path (another CPU gives other bits) is refused.
 
 Results of a config that has since changed can be moved under ``superseded`` in ``grid.json``
 (with a ``why``): shown in a table of their own, never chosen from.
