@@ -104,7 +104,8 @@ def test_transformer_groups_keep_their_weight_decay_and_lr_mult(bench, tmp_path,
         assert lr == pytest.approx(6e-5 * (1 - it / 8) * factor, rel=1e-12)
         assert all(g["lr"] == pytest.approx(lr * mult[g["name"]], rel=1e-12) for g in t.opt_g.param_groups)
     assert t.stepper.set_lr(6) == pytest.approx(6e-5 * (1 - 6 / 8))  # after the warm-up: poly, power 1
-    del t  # (releases the run directory)
+    t.release_lock()  # explicitly: an untrained Trainer may sit in a reference cycle until the collector runs
+    del t
     Trainer(cfg, tmp_path, progress=False, overwrite=True).train(stop_at=3)  # last.pt at 2
     resumed = Trainer(cfg, tmp_path, resume=True, progress=False)
     assert resumed.start_iter == 2
