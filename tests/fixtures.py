@@ -5,6 +5,7 @@ test's data does not depend on which tests ran before it in the process: the DDP
 failed in full runs only, because a shared module-level generator gave it other images.
 """
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -97,3 +98,12 @@ def assert_same_tensors(a: dict, b: dict, keys) -> None:
         assert a[key].keys() == b[key].keys(), key
         differ = [k for k in a[key] if not torch.equal(a[key][k], b[key][k])]
         assert differ == [], f"{key}: {differ[:5]} differ"
+
+
+def fake_last_checkpoint(run_dir) -> Path:
+    """A stand-in ``<run_dir>/checkpoints/last.pt`` for fake trainings: a file with content, since
+    the dev grid records its stage-1 checkpoint's SHA-256."""
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_bytes(Path(run_dir).name.encode())
+    return last

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import fake_last_checkpoint
 from udaseg.apps import pipeline
 
 
@@ -62,10 +63,7 @@ def fake_training(monkeypatch):
 
     def fake_run_training(cfg, run_dir, resume=False, progress=False):
         trained.append((Path(run_dir).name, cfg))
-        last = Path(run_dir) / "checkpoints" / "last.pt"
-        last.parent.mkdir(parents=True, exist_ok=True)
-        last.write_bytes(Path(run_dir).name.encode())  # a file to digest (the dev grid records stage 1's SHA-256)
-        return {"main": {"last": last}}
+        return {"main": {"last": fake_last_checkpoint(run_dir)}}
 
     monkeypatch.setattr(udaseg.engine.stages, "run_training", fake_run_training)
     figures = {"miou": 0.5, "iou": [0.5] * 19, "predicted_fractions": [1 / 19] * 19, "label_fractions": [1 / 19] * 19}

@@ -1,6 +1,7 @@
 """The dev grid's plan: equal-sized grids, tied auxiliary weights, parents chosen before children."""
 import pytest
 
+from fixtures import fake_last_checkpoint
 from udaseg.apps import dev_grid as G
 from udaseg.config import load_config
 
@@ -141,10 +142,7 @@ def test_a_diverged_point_is_recorded_never_chosen_and_the_grid_goes_on(tmp_path
         trained.append(Path(run_dir).relative_to(tmp_path).as_posix())
         if cfg["method"].get("lambda_adv") == 0.1 and cfg["method"]["name"] == "fada":
             raise NonFiniteLossError("iteration 9: non-finite loss (seg = nan)")
-        last = Path(run_dir) / "checkpoints" / "last.pt"
-        last.parent.mkdir(parents=True, exist_ok=True)
-        last.write_bytes(b"stage 1")  # the grid records its stage 1's SHA-256
-        return {"main": {"last": last}}
+        return {"main": {"last": fake_last_checkpoint(run_dir)}}
 
     scores = iter([0.15, 0.16, 0.17, 0.18, 0.19, 0.20])  # stage 1, fada 1e-3 / 1e-2, fgd_ent x3
     monkeypatch.setattr(udaseg.engine.stages, "run_training", fake_run_training)
